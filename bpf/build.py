@@ -1,0 +1,36 @@
+"""Compile droptrace's BPF C into one CO-RE object.
+
+Used by setup.py (package builds) and the Makefile (development), so the
+compiler command lives in one place. Usage: python bpf/build.py OUT.o
+Set CLANG to choose the compiler; otherwise clang-19, then clang, is used.
+"""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "droptrace.bpf.c"
+ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "powerpc",
+        "s390x": "s390", "riscv64": "riscv"}
+
+
+def find_clang() -> str:
+    for name in (os.environ.get("CLANG"), "clang-19", "clang"):
+        if name and shutil.which(name):
+            return name
+    sys.exit("droptrace build: clang not found (apt-get install clang-19, or set CLANG)")
+
+
+def build(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arch = ARCH.get(platform.machine(), "x86")
+    cmd = [find_clang(), "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+           "-Wall", "-Werror", "-I", str(HERE), "-c", str(SOURCE), "-o", str(out)]
+    subprocess.run(cmd, check=True)
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]))

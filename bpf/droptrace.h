@@ -1,0 +1,76 @@
+/* The event and configuration shared by droptrace.bpf.c and the Python
+ * loader (src/droptrace/event.py mirrors these layouts with struct). Keep
+ * the two in step; tests/unit/test_layout.py checks the sizes against the
+ * object's BTF.
+ */
+#ifndef DROPTRACE_H
+#define DROPTRACE_H
+
+#define DT_SNAP_MAX 256   /* bytes of packet copied from the first header */
+#define DT_STACK_MAX 32   /* kernel stack frames with --stack */
+#define DT_OFF_UNSET 0xffff
+
+#define DT_F_HAS_REASON 1 /* the hook delivered a drop reason */
+
+/* stats map slots (per-CPU counters) */
+#define DT_STAT_EMITTED 0 /* events written to the ring buffer */
+#define DT_STAT_LOST 1    /* ring buffer full: event dropped, counted */
+#define DT_STAT_NUM 2
+
+/* reason filter modes */
+#define DT_REASONS_ALL 0
+#define DT_REASONS_ONLY 1   /* keep only reasons present in reason_filter */
+#define DT_REASONS_EXCEPT 2 /* drop reasons present in reason_filter */
+
+struct dt_event {
+	__u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 location;   /* kernel address that freed the skb */
+	__u32 reason;     /* raw enum skb_drop_reason value */
+	__u32 pid;        /* tgid of the task on CPU at drop time */
+	__u32 tid;
+	__u32 cpu;
+	__u32 len;        /* skb->len */
+	__u32 mark;
+	__u32 ifindex;
+	__u32 netns;      /* inode of the skb's network namespace, 0 unknown */
+	__u16 protocol;   /* skb->protocol, host order */
+	__u16 mac_off;    /* offset of the MAC header in data[], or DT_OFF_UNSET */
+	__u16 net_off;    /* offset of the network header in data[], or unset */
+	__u16 cap_len;    /* valid bytes in data[] */
+	__u16 dev_type;   /* ARPHRD_* of skb->dev, 0xffff without a device */
+	__u16 stack_len;  /* bytes of stack[] that are valid */
+	__u32 flags;      /* DT_F_* */
+	char comm[16];
+	char ifname[16];
+	__u8 data[DT_SNAP_MAX];
+};
+
+struct dt_event_stack {
+	struct dt_event ev;
+	__u64 stack[DT_STACK_MAX];
+};
+
+/* Set by user space in .rodata before load; the verifier sees constants. */
+struct dt_config {
+	__u32 has_reason;       /* the hook carries a reason argument/field */
+	__u32 want_stack;
+	__u32 snaplen;          /* <= DT_SNAP_MAX */
+	__u32 skip_reason_a;    /* SKB_NOT_DROPPED_YET (or 0xffffffff) */
+	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */
+	__u32 reason_mode;      /* DT_REASONS_* */
+	__u32 netns;            /* 0: any */
+	__u32 ifindex;          /* 0: any */
+	__u32 pid;              /* 0: any */
+	__u32 mark_on;
+	__u32 mark;
+	__u32 mark_mask;
+	/* classic tracepoint: field offsets from the event's format file */
+	__u32 tp_off_skb;
+	__u32 tp_off_location;
+	__u32 tp_off_reason;
+	__u32 tp_size_reason;
+	__u32 ifname_on;        /* match skb->dev->name against ifname */
+	char ifname[16];
+};
+
+#endif

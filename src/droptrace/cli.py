@@ -1,0 +1,218 @@
+"""The droptrace command line: the live drop stream, and its subcommands."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Iterator, List, Optional, Sequence
+
+from . import __version__, libbpf, netns
+from .errors import DroptraceError
+from .output import JsonWriter, TextWriter
+from .tracer import HOOKS, Options, Tracer
+
+SUBCOMMANDS = ("lab",)
+
+DESCRIPTION = """\
+Show every packet the kernel drops, with the kernel's own reason, where it
+was dropped, and the packet decoded from its headers.
+
+PID and COMM are the task that was on the CPU at drop time. Receive-path
+drops usually run in softirq context, so that task is often a bystander
+(swapper, ksoftirqd, or whichever process the interrupt landed on) rather
+than the packet's owner.
+
+Subcommands:
+  droptrace lab      build a private lab of namespaces, provoke well-known
+                     drops and show how droptrace reports them
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no traceback
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def mark(text: str) -> tuple:
+    value, _, mask = text.partition("/")
+    try:
+        v = int(value, 0)
+        m = int(mask, 0) if mask else 0xFFFFFFFF
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not VALUE or VALUE/MASK") from None
+    if not (0 <= v <= 0xFFFFFFFF and 0 <= m <= 0xFFFFFFFF):
+        raise argparse.ArgumentTypeError(f"{text!r} does not fit in 32 bits")
+    return v, m
+
+
+def reason_list(text: str) -> List[str]:
+    return [r for r in (p.strip() for p in text.split(",")) if r]
+
+
+def add_trace_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every mode that traces."""
+    f = p.add_argument_group("filters (applied in the kernel)")
+    f.add_argument("--reason", type=reason_list, action="extend", default=[], metavar="NAME[,NAME]",
+                   help="only these drop reasons (names of the running kernel, e.g. NO_SOCKET)")
+    f.add_argument("--exclude-reason", type=reason_list, action="extend", default=[],
+                   metavar="NAME[,NAME]", help="hide these drop reasons (e.g. NOT_SPECIFIED)")
+    f.add_argument("--netns", metavar="NS",
+                   help="only this network namespace: inode, `ip netns` name, or pid:N")
+    f.add_argument("-i", "--interface", metavar="IFNAME", help="only packets on this interface name")
+    f.add_argument("--pid", type=positive_int, help="only drops while this process (tgid) is on CPU")
+    f.add_argument("--mark", type=mark, metavar="VALUE[/MASK]", help="only packets with this skb mark")
+    p.add_argument("--hook", choices=HOOKS,
+                   help="force a hook instead of probing tp_btf, raw_tp, then tracepoint")
+    p.add_argument("-v", "--verbose", action="store_true", help="say why hooks were skipped; "
+                   "show libbpf's log on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="droptrace", description=DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"droptrace {__version__}")
+    p.add_argument("--json", action="store_true", help="one JSON object per drop on stdout")
+    p.add_argument("--stack", action="store_true", help="add the kernel stack of each drop")
+    p.add_argument("-c", "--count", type=positive_int, metavar="N", help="stop after N drops")
+    p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--list-reasons", action="store_true",
+                   help="list the running kernel's drop reasons and exit")
+    add_trace_options(p)
+    return p
+
+
+def options(args: argparse.Namespace) -> Options:
+    if args.reason and args.exclude_reason:
+        raise DroptraceError("--reason and --exclude-reason cannot be combined")
+    return Options(hook=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
+                   exclude_reasons=args.exclude_reason,
+                   netns=netns.inode(args.netns) if args.netns else 0,
+                   interface=args.interface, pid=args.pid or 0, mark=args.mark)
+
+
+def eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so both stop the same way."""
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def list_reasons() -> int:
+    from . import reasons
+
+    r = reasons.load()
+    print(f"# drop reasons of this kernel ({os.uname().release}), read from {r.source}")
+    for value, name in sorted(r.all_names().items()):
+        print(f"{value:>10}  {name}")
+    return 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    if args.list_reasons:
+        return list_reasons()
+    tracer = Tracer(options(args))
+    writer = (JsonWriter(sys.stdout.buffer, args.stack) if args.json
+              else TextWriter(sys.stdout, args.stack))
+    shown = 0
+    limit = args.count
+    started = False
+    with stop_on_sigterm():
+        try:
+            tracer.start()
+            started = True
+            if args.verbose:
+                for hook, why in tracer.fallbacks:
+                    eprint(f"droptrace: hook {hook} not used: {why}")
+            what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
+            eprint(f"Tracing packet drops via {tracer.hook} ({what}). Ctrl-C to end.")
+            deadline = time.monotonic() + args.duration if args.duration else None
+            while limit is None or shown < limit:
+                wait = 100
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = max(1, min(wait, int(left * 1000)))
+                events = tracer.poll(wait)
+                if limit is not None:
+                    events = events[: limit - shown]
+                writer.write(events)
+                shown += len(events)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            lost = 0
+            if started:
+                with contextlib.suppress(KeyboardInterrupt, DroptraceError):
+                    tracer.detach()
+                    rest = tracer.drain()
+                    if limit is not None:
+                        rest = rest[: max(0, limit - shown)]
+                    writer.write(rest)
+                    shown += len(rest)
+                _, lost = tracer.counters()
+            tracer.close()
+            if started:
+                eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full)")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        if argv and argv[0] == "lab":
+            from . import lab
+
+            return lab.main(argv[1:])
+        return run_stream(build_parser().parse_args(argv))
+    except DroptraceError as e:
+        eprint(f"droptrace: error: {e}")
+        log = getattr(e, "log", "") or (libbpf.log_tail() if verbose else "")
+        if verbose and log:
+            eprint(log.rstrip())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (droptrace | head): exit quietly.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The small ctypes binding to libbpf (>= 1.0) that droptrace needs.
+
+This is the only module that touches ctypes: it opens a BPF object file,
+lets the caller set .rodata and program autoload before loading, attaches
+programs, and reads maps and a ring buffer. libbpf's own log messages are
+captured (not printed) so errors can be reported in one clear line.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from typing import Callable, Iterator, List, Optional
+
+from .errors import DroptraceError
+
+_LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so")
+
+_print_fn_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_sample_fn_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+_lib: Optional[ctypes.CDLL] = None
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_log: List[str] = []
+
+
+def _capture(level: int, fmt: bytes, args: int) -> int:
+    buf = ctypes.create_string_buffer(2048)
+    _libc.vsnprintf(buf, ctypes.c_size_t(len(buf)), fmt, ctypes.c_void_p(args))
+    _log.append(buf.value.decode(errors="replace"))
+    del _log[:-400]
+    return 0
+
+
+_capture_cb = _print_fn_t(_capture)
+
+
+def log_tail(lines: int = 30) -> str:
+    """The last lines libbpf logged (verifier output, relocation errors)."""
+    return "".join(_log[-lines:])
+
+
+def clear_log() -> None:
+    _log.clear()
+
+
+def _sig(name: str, restype, *argtypes) -> None:
+    fn = getattr(_lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+
+
+def lib() -> ctypes.CDLL:
+    """Load libbpf once, declaring the signatures used here."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    for name in _LIBBPF_NAMES:
+        try:
+            _lib = ctypes.CDLL(name, use_errno=True)
+            break
+        except OSError:
+            continue
+    else:
+        raise DroptraceError("libbpf not found (libbpf.so.1); install it: apt-get install libbpf1")
+    vp, cp, i, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t
+    _sig("libbpf_set_print", vp, _print_fn_t)
+    _sig("libbpf_num_possible_cpus", i)
+    _sig("bpf_object__open_file", vp, cp, vp)
+    _sig("bpf_object__load", i, vp)
+    _sig("bpf_object__close", None, vp)
+    _sig("bpf_object__find_program_by_name", vp, vp, cp)
+    _sig("bpf_object__find_map_by_name", vp, vp, cp)
+    _sig("bpf_object__next_map", vp, vp, vp)
+    _sig("bpf_program__set_autoload", i, vp, ctypes.c_bool)
+    _sig("bpf_program__attach", vp, vp)
+    _sig("bpf_link__destroy", i, vp)
+    _sig("bpf_map__name", cp, vp)
+    _sig("bpf_map__fd", i, vp)
+    _sig("bpf_map__value_size", ctypes.c_uint32, vp)
+    _sig("bpf_map__set_initial_value", i, vp, vp, sz)
+    _sig("bpf_map__set_max_entries", i, vp, ctypes.c_uint32)
+    _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
+    _sig("bpf_map_lookup_elem", i, i, vp, vp)
+    _sig("ring_buffer__new", vp, i, _sample_fn_t, vp, vp)
+    _sig("ring_buffer__poll", i, vp, i)
+    _sig("ring_buffer__consume", i, vp)
+    _sig("ring_buffer__epoll_fd", i, vp)
+    _sig("ring_buffer__free", None, vp)
+    _lib.libbpf_set_print(_capture_cb)
+    return _lib
+
+
+def _check(rc: int, what: str) -> int:
+    if rc < 0:
+        raise BpfError(what, -rc)
+    return rc
+
+
+def _ptr(p: Optional[int], what: str) -> int:
+    if not p:
+        raise BpfError(what, ctypes.get_errno() or errno.EINVAL)
+    return p
+
+
+class BpfError(DroptraceError):
+    """A libbpf call failed; carries errno and libbpf's last log lines."""
+
+    def __init__(self, what: str, err: int) -> None:
+        self.errno = err
+        self.log = log_tail()
+        super().__init__(f"{what}: {os.strerror(err)}")
+
+
+def num_possible_cpus() -> int:
+    return _check(lib().libbpf_num_possible_cpus(), "libbpf_num_possible_cpus")
+
+
+class Map:
+    def __init__(self, ptr: int) -> None:
+        self._ptr = ptr
+
+    @property
+    def name(self) -> str:
+        return lib().bpf_map__name(self._ptr).decode()
+
+    @property
+    def fd(self) -> int:
+        return lib().bpf_map__fd(self._ptr)
+
+    @property
+    def value_size(self) -> int:
+        return lib().bpf_map__value_size(self._ptr)
+
+    def set_initial_value(self, data: bytes) -> None:
+        buf = ctypes.create_string_buffer(data, len(data))
+        _check(lib().bpf_map__set_initial_value(self._ptr, buf, len(data)),
+               f"setting initial value of map {self.name}")
+
+    def set_max_entries(self, n: int) -> None:
+        _check(lib().bpf_map__set_max_entries(self._ptr, n), f"resizing map {self.name}")
+
+    def update(self, key: bytes, value: bytes) -> None:
+        k = ctypes.create_string_buffer(key, len(key))
+        v = ctypes.create_string_buffer(value, len(value))
+        _check(lib().bpf_map_update_elem(self.fd, k, v, 0), f"updating map {self.name}")
+
+    def lookup(self, key: bytes, value_len: int) -> Optional[bytes]:
+        k = ctypes.create_string_buffer(key, len(key))
+        v = ctypes.create_string_buffer(value_len)
+        rc = lib().bpf_map_lookup_elem(self.fd, k, v)
+        if rc < 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOENT:
+                return None
+            raise BpfError(f"reading map {self.name}", err)
+        return v.raw
+
+
+class Program:
+    def __init__(self, ptr: int, name: str) -> None:
+        self._ptr = ptr
+        self.name = name
+
+    def set_autoload(self, on: bool) -> None:
+        _check(lib().bpf_program__set_autoload(self._ptr, on), f"autoload {self.name}")
+
+    def attach(self) -> "Link":
+        return Link(_ptr(lib().bpf_program__attach(self._ptr), f"attaching {self.name}"))
+
+
+class Link:
+    def __init__(self, ptr: int) -> None:
+        self._ptr: Optional[int] = ptr
+
+    def destroy(self) -> None:
+        if self._ptr:
+            lib().bpf_link__destroy(self._ptr)
+            self._ptr = None
+
+
+class Object:
+    """A BPF object file: open, configure, load, then attach and read."""
+
+    def __init__(self, path: str) -> None:
+        clear_log()
+        self._ptr: Optional[int] = _ptr(lib().bpf_object__open_file(path.encode(), None),
+                                        f"opening BPF object {path}")
+
+    def program(self, name: str) -> Program:
+        p = lib().bpf_object__find_program_by_name(self._ptr, name.encode())
+        return Program(_ptr(p, f"no program {name}"), name)
+
+    def map(self, name: str) -> Map:
+        return Map(_ptr(lib().bpf_object__find_map_by_name(self._ptr, name.encode()),
+                        f"no map {name}"))
+
+    def maps(self) -> Iterator[Map]:
+        m = lib().bpf_object__next_map(self._ptr, None)
+        while m:
+            yield Map(m)
+            m = lib().bpf_object__next_map(self._ptr, m)
+
+    def load(self) -> None:
+        _check(lib().bpf_object__load(self._ptr), "loading BPF programs")
+
+    def close(self) -> None:
+        if self._ptr:
+            lib().bpf_object__close(self._ptr)
+            self._ptr = None
+
+
+class RingBuffer:
+    """libbpf's ring buffer reader; every sample is handed to on_sample as bytes."""
+
+    def __init__(self, map_fd: int, on_sample: Callable[[bytes], None]) -> None:
+        string_at = ctypes.string_at
+
+        def _cb(_ctx: int, data: int, size: int) -> int:
+            on_sample(string_at(data, size))
+            return 0
+
+        self._cb = _sample_fn_t(_cb)  # keep a reference for libbpf's lifetime
+        self._ptr: Optional[int] = _ptr(lib().ring_buffer__new(map_fd, self._cb, None, None),
+                                        "creating ring buffer reader")
+
+    def poll(self, timeout_ms: int) -> int:
+        rc = lib().ring_buffer__poll(self._ptr, timeout_ms)
+        if rc == -errno.EINTR:
+            return 0
+        return _check(rc, "polling ring buffer")
+
+    def consume(self) -> int:
+        return _check(lib().ring_buffer__consume(self._ptr), "reading ring buffer")
+
+    def epoll_fd(self) -> int:
+        return lib().ring_buffer__epoll_fd(self._ptr)
+
+    def free(self) -> None:
+        if self._ptr:
+            lib().ring_buffer__free(self._ptr)
+            self._ptr = None

@@ -1,0 +1,247 @@
+"""Load, attach and read droptrace's BPF program.
+
+The hook ladder is tp_btf -> raw_tp -> classic tracepoint on skb:kfree_skb:
+each rung is tried by loading and attaching it (the kernel is the only
+reliable judge of what it accepts); the first that works is used and the
+reasons the others failed are kept for `--verbose` and the doctor.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import List, Optional, Tuple
+
+from . import btf as btfmod
+from . import libbpf, reasons, tracefs
+from .errors import DroptraceError
+from .event import CONFIG, SNAP_MAX, Converter, Event
+from .kallsyms import Kallsyms
+
+HOOKS = ("tp_btf", "raw_tp", "tracepoint")
+PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
+BTF_PATH = "/sys/kernel/btf/vmlinux"
+OBJECT = "droptrace.bpf.o"
+REASONS_ALL, REASONS_ONLY, REASONS_EXCEPT = 0, 1, 2
+STAT_EMITTED, STAT_LOST = 0, 1
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+@dataclass
+class Options:
+    """What to trace. Filters are applied in the kernel."""
+
+    hook: Optional[str] = None
+    stack: bool = False
+    snaplen: int = SNAP_MAX
+    reasons: List[str] = field(default_factory=list)
+    exclude_reasons: List[str] = field(default_factory=list)
+    netns: int = 0
+    interface: Optional[str] = None
+    pid: int = 0
+    mark: Optional[Tuple[int, int]] = None  # (value, mask)
+    ringbuf_bytes: int = 16 << 20
+
+
+def object_path() -> str:
+    path = resources.files("droptrace") / "bpf" / OBJECT
+    if not path.is_file():
+        raise DroptraceError(f"BPF object {path} is missing: this droptrace was installed without "
+                             "its compiled BPF program; reinstall it with clang present")
+    return str(path)
+
+
+def check_privileges() -> None:
+    """Fail early, with the fix, when the caller cannot load BPF tracing programs."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        caps = ~0 if os.geteuid() == 0 else 0
+    if caps & (1 << CAP_SYS_ADMIN) or (caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON)):
+        return
+    raise DroptraceError("droptrace needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs: "
+                         "run it with sudo")
+
+
+class Tracer:
+    """One tracing session: start(), then poll() for events, then close()."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.hook: Optional[str] = None
+        self.fallbacks: List[Tuple[str, str]] = []  # (hook, why it was not used)
+        self.reasons: Optional[reasons.Reasons] = None
+        self.has_reason = False
+        self._obj: Optional[libbpf.Object] = None
+        self._link: Optional[libbpf.Link] = None
+        self._rb: Optional[libbpf.RingBuffer] = None
+        self._pending: List[bytes] = []
+        self._listed: List[int] = []
+        self._kallsyms: Optional[Kallsyms] = None
+        self._converter: Optional[Converter] = None
+        self._stats_map: Optional[libbpf.Map] = None
+        self.attach_seconds = 0.0
+
+    # -- setup ---------------------------------------------------------
+    def start(self) -> None:
+        t0 = time.monotonic()
+        check_privileges()
+        if self.opts.hook and self.opts.hook not in HOOKS:
+            raise DroptraceError(f"unknown hook {self.opts.hook!r}; choose one of {', '.join(HOOKS)}")
+        if not os.path.exists(BTF_PATH):
+            raise DroptraceError(f"kernel BTF not found ({BTF_PATH}): droptrace needs a kernel "
+                                 "built with CONFIG_DEBUG_INFO_BTF=y")
+        kbtf = btfmod.read(BTF_PATH)
+        self.has_reason = "skb_drop_reason" in kbtf.enums
+        if self.has_reason:
+            self.reasons = reasons.from_btf(kbtf)
+        libbpf.lib()
+        path = object_path()
+        ladder = [self.opts.hook] if self.opts.hook else list(HOOKS)
+        for hook in ladder:
+            try:
+                self._try_hook(path, hook)
+                self.hook = hook
+                break
+            except libbpf.BpfError as e:
+                self._teardown()
+                self.fallbacks.append((hook, _why(e)))
+            except BaseException:
+                self._teardown()
+                raise
+        if self.hook is None:
+            tried = "; ".join(f"{h}: {w}" for h, w in self.fallbacks)
+            raise DroptraceError(f"could not attach to skb:kfree_skb ({tried})")
+        self._kallsyms = Kallsyms.load()
+        self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
+                                    time.time_ns() - time.monotonic_ns(), self.opts.stack)
+        self._rb = libbpf.RingBuffer(self._obj.map("events").fd, self._pending.append)
+        self.attach_seconds = time.monotonic() - t0
+
+    def _config(self, hook: str) -> bytes:
+        o = self.opts
+        skip = [0xFFFFFFFF, 0xFFFFFFFF]
+        mode, listed = REASONS_ALL, []
+        off_skb = off_loc = off_reason = size_reason = 0
+        has_reason = self.has_reason
+        if hook == "tracepoint":
+            fmt = tracefs.kfree_skb_format()
+            f = fmt.fields
+            if "skbaddr" not in f or "location" not in f:
+                raise DroptraceError("the kfree_skb format file lacks skbaddr/location")
+            off_skb, off_loc = f["skbaddr"].offset, f["location"].offset
+            has_reason = "reason" in f
+            if has_reason:
+                off_reason, size_reason = f["reason"].offset, f["reason"].size
+                if self.reasons is None:
+                    self.reasons = reasons.from_print_fmt(fmt.print_fmt)
+            self.has_reason = has_reason
+        if has_reason and self.reasons is not None:
+            for i, v in enumerate(self.reasons.not_drops[:2]):
+                skip[i] = v
+            if o.reasons:
+                mode, listed = REASONS_ONLY, [self.reasons.value(n) for n in o.reasons]
+            elif o.exclude_reasons:
+                mode, listed = REASONS_EXCEPT, [self.reasons.value(n) for n in o.exclude_reasons]
+        elif o.reasons or o.exclude_reasons:
+            raise DroptraceError("this kernel reports no drop reasons; --reason/--exclude-reason "
+                                 "cannot be used")
+        self._listed = listed
+        mark_on, mark, mask = (1, o.mark[0], o.mark[1]) if o.mark else (0, 0, 0)
+        ifname = (o.interface or "").encode()
+        if len(ifname) > 15:
+            raise DroptraceError(f"interface name {o.interface!r} is longer than 15 characters")
+        return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_MAX)),
+                           skip[0], skip[1], mode, o.netns, 0, o.pid, mark_on, mark & mask, mask,
+                           off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname)
+
+    def _try_hook(self, path: str, hook: str) -> None:
+        if hook == "tracepoint":
+            tracefs.require()
+        config = self._config(hook)
+        obj = self._obj = libbpf.Object(path)
+        for h, prog in PROGRAMS.items():
+            obj.program(prog).set_autoload(h == hook)
+        rodata = next((m for m in obj.maps() if m.name.endswith(".rodata")), None)
+        if rodata is None:
+            raise DroptraceError("BPF object has no .rodata map")
+        rodata.set_initial_value(config.ljust(rodata.value_size, b"\0"))
+        obj.map("events").set_max_entries(self.opts.ringbuf_bytes)
+        obj.load()
+        self._stats_map = obj.map("stats")
+        rf = obj.map("reason_filter")
+        for value in self._listed:
+            rf.update(value.to_bytes(4, "little"), b"\1")
+        self._link = obj.program(PROGRAMS[hook]).attach()
+
+    # -- running -------------------------------------------------------
+    def reason_name(self, value: int) -> str:
+        return self.reasons.name(value) if self.reasons else str(value)
+
+    def poll(self, timeout_ms: int = 100) -> List[Event]:
+        """Wait up to timeout_ms for events; return those that arrived, decoded."""
+        self._rb.poll(timeout_ms)
+        return self.drain()
+
+    def drain(self) -> List[Event]:
+        if not self._pending:
+            return []
+        raw, self._pending[:] = list(self._pending), []
+        convert = self._converter.convert
+        return [convert(r) for r in raw]
+
+    def counters(self) -> Tuple[int, int]:
+        """(emitted, lost) summed over CPUs, as counted in the kernel."""
+        if self._stats_map is None:
+            return 0, 0
+        ncpu = libbpf.num_possible_cpus()
+        out = []
+        for slot in (STAT_EMITTED, STAT_LOST):
+            raw = self._stats_map.lookup(slot.to_bytes(4, "little"), 8 * ncpu) or b""
+            out.append(sum(int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)))
+        return out[0], out[1]
+
+    def epoll_fd(self) -> int:
+        return self._rb.epoll_fd()
+
+    # -- teardown ------------------------------------------------------
+    def _teardown(self) -> None:
+        if self._rb is not None:
+            self._rb.free()
+            self._rb = None
+        if self._link is not None:
+            self._link.destroy()
+            self._link = None
+        if self._obj is not None:
+            self._obj.close()
+            self._obj = None
+        self._stats_map = None
+
+    def detach(self) -> None:
+        """Stop new events; events already in the ring buffer can still be drained."""
+        if self._link is not None:
+            self._link.destroy()
+            self._link = None
+        if self._rb is not None:
+            self._rb.consume()
+
+    def close(self) -> None:
+        self._teardown()
+
+    def __enter__(self) -> "Tracer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _why(e: Exception) -> str:
+    log = getattr(e, "log", "")
+    last = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    detail = f" [{last[-1]}]" if last else ""
+    return f"{e}{detail}"
+
+
