@@ -247,6 +247,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
+    from .cli import stop_on_sigterm
     from .output import TextWriter
     from .tracer import Options, Tracer
 
@@ -266,7 +267,7 @@ def main(argv: Sequence[str]) -> int:
     missed = []
     print("Building the lab: namespaces A (client) and B (server), joined by veth eth0 <-> eth0 ...",
           flush=True)
-    with Lab() as lab:
+    with stop_on_sigterm(), Lab() as lab:
         ours = {lab.inode(lab.a): "A", lab.inode(lab.b): "B"}
         tracer.start()
         try:

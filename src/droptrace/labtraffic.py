@@ -88,6 +88,7 @@ def main(argv: list) -> int:
     u.add_argument("--sport", type=int, default=0)
     u.add_argument("--count", type=int, default=1)
     u.add_argument("--size", type=int, default=16)
+    u.add_argument("--mark", type=lambda x: int(x, 0), default=0)
     t = sub.add_parser("tcp", help="a TCP connect (a SYN)")
     t.add_argument("dst")
     t.add_argument("port", type=int)
@@ -115,6 +116,8 @@ def main(argv: list) -> int:
     if a.kind == "udp":
         family = socket.AF_INET6 if ":" in a.dst else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as s:
+            if a.mark:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, a.mark)
             if a.src or a.sport:
                 s.bind((a.src, a.sport))
             for _ in range(a.count):

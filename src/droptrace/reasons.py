@@ -24,9 +24,10 @@ _SYMBOLIC = re.compile(r'\{\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*,\s*"([^"]*)"\s*\}')
 
 
 def _short(member: str) -> str:
+    """SKB_DROP_REASON_NO_SOCKET -> NO_SOCKET; SKB_CONSUMED -> CONSUMED; SKB_CSUM stays."""
     if member.startswith(PREFIX):
         return member[len(PREFIX):]
-    if member.startswith("SKB_"):
+    if member in ("SKB_NOT_DROPPED_YET", "SKB_CONSUMED"):
         return member[4:]
     return member
 
@@ -109,7 +110,7 @@ def from_print_fmt(print_fmt: str) -> Reasons:
         value = int(num, 0)
         if name == "MAX":
             continue
-        name = _short(name)
+        name = _short(name) if name.startswith(PREFIX) else name
         if name in ("NOT_DROPPED_YET", "CONSUMED"):
             not_drops.append(value)
         names.setdefault(value, name)

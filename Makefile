@@ -1,0 +1,35 @@
+# droptrace: `sudo make lab` shows it working; `sudo make test` runs the tests.
+# Both install what a fresh Debian/Ubuntu machine lacks (apt), then the
+# package into .venv (pip), compiling the BPF object with clang.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.droptrace-installed
+SOURCES := pyproject.toml setup.py bpf/build.py $(wildcard bpf/*.c bpf/*.h)
+
+.PHONY: lab test unit e2e lint bench clean
+
+$(STAMP): $(SOURCES)
+	./scripts/install-system-deps
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lab: $(STAMP)
+	$(VENV)/bin/droptrace lab
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest -q -ra
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m 'not e2e'
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q -m e2e
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info src/droptrace/bpf/*.o

@@ -1,0 +1,170 @@
+"""The command line as a user meets it: output forms, stopping, filters, errors, the lab."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from droptrace.lab import A4, B4, GHOST4, IFNAME, Lab, by_name
+
+from .conftest import DROPTRACE, Droptrace, run
+
+TRACEBACK = "Traceback"
+
+
+def udp_closed(lab: Lab, port: str = "9") -> None:
+    lab.traffic(lab.a, "udp", B4, port)
+
+
+def test_text_output_and_count_stop(lab):
+    with Droptrace("--netns", lab.b, "-c", "1", json_events=False) as dt:
+        dt.wait_ready()
+        udp_closed(lab, "4242")
+        assert dt.wait() == 0  # -c 1 ends it by itself
+    header, line = dt.stdout[0], dt.stdout[1]
+    assert header.split()[:5] == ["TIME", "PID", "COMM", "PROTO", "REASON"]
+    assert re.search(rf"UDP\s+NO_SOCKET\s+{A4}:\d+\s+{B4}:4242\s+{IFNAME}\s+{lab.inode(lab.b)}\s+"
+                     r"__udp4_lib_rcv\+0x[0-9a-f]+", line), line
+    assert len(dt.stdout) == 2
+    assert "1 drops shown, 0 lost" in dt.stderr[-1]
+
+
+def test_duration_stops_by_itself(lab):
+    t0 = time.monotonic()
+    with Droptrace("--netns", lab.b, "-d", "1") as dt:
+        dt.wait_ready()
+        assert dt.wait() == 0
+    assert time.monotonic() - t0 < 15
+    assert "drops shown" in dt.stderr[-1]
+
+
+def test_sigterm_and_sigint_detach_and_summarise(lab):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with Droptrace("--json", "--netns", lab.b) as dt:
+            dt.wait_ready()
+            udp_closed(lab)
+            assert dt.find(lambda e: e["reason"] == "NO_SOCKET")
+            assert dt.stop(sig) == 0
+        assert TRACEBACK not in "".join(dt.stderr)
+        assert re.match(r"droptrace: \d+ drops shown, 0 lost", dt.stderr[-1])
+
+
+def test_json_with_stack(lab):
+    with Droptrace("--json", "--stack", "--netns", lab.b) as dt:
+        dt.wait_ready()
+        udp_closed(lab)
+        e = dt.find(lambda e: e["reason"] == "NO_SOCKET")
+        assert e is not None
+    assert e["stack"][0].startswith(("sk_skb_reason_drop", "kfree_skb"))
+    assert any(f.startswith("__udp4_lib_rcv+0x") for f in e["stack"])
+    assert not any(f.startswith("bpf_prog_") for f in e["stack"])
+
+
+def test_reason_filters(lab):
+    proto = by_name("unknown-proto")
+    with Droptrace("--json", "--netns", lab.b, "--exclude-reason", "no_socket") as dt:
+        dt.wait_ready()
+        udp_closed(lab)
+        proto.provoke(lab)
+        assert dt.find(lambda e: e["reason"] == "IP_NOPROTO")
+    assert not [e for e in dt.seen if e["reason"] == "NO_SOCKET"]
+    with Droptrace("--json", "--netns", lab.b, "--reason", "IP_NOPROTO,PKT_TOO_SMALL") as dt:
+        dt.wait_ready()
+        udp_closed(lab)
+        by_name("udp-short").provoke(lab)
+        assert dt.find(lambda e: e["reason"] == "PKT_TOO_SMALL")
+    assert {e["reason"] for e in dt.seen} == {"PKT_TOO_SMALL"}
+
+
+def test_interface_filter(lab):
+    with Droptrace("--json", "--netns", lab.b, "-i", "lo") as dt:
+        dt.wait_ready()
+        udp_closed(lab)                              # dropped on eth0: filtered out
+        lab.traffic(lab.b, "udp", "127.0.0.1", "9")  # dropped on lo
+        assert dt.find(lambda e: e["ifname"] == "lo" and e["reason"] == "NO_SOCKET")
+    assert {e["ifname"] for e in dt.seen} == {"lo"}
+
+
+def test_mark_filter(lab):
+    with Droptrace("--json", "--netns", str(lab.inode(lab.a)), "--mark", "0x42") as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", GHOST4, "9")
+        lab.traffic(lab.a, "udp", GHOST4, "9", "--mark", "0x42")
+        e = dt.find(lambda e: e["reason"] == "NEIGH_FAILED")
+        assert e is not None and e["mark"] == 0x42
+    assert {e["mark"] for e in dt.seen} == {0x42}
+
+
+def test_netns_by_pid(lab):
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.b, "sleep", "60"])
+    try:
+        with Droptrace("--json", "--netns", f"pid:{sink.pid}") as dt:
+            dt.wait_ready()
+            udp_closed(lab)
+            e = dt.find(lambda e: e["reason"] == "NO_SOCKET")
+    finally:
+        sink.kill()
+    # `ip netns exec` execs sleep in the namespace: same pid
+    assert e is not None and e["netns"] == lab.inode(lab.b)
+
+
+def test_list_reasons_comes_from_the_kernel():
+    r = run("--list-reasons")
+    assert r.returncode == 0
+    assert re.search(r"^\s+\d+\s+NO_SOCKET$", r.stdout, re.M)
+    assert "CONSUMED" not in r.stdout and "NOT_DROPPED_YET" not in r.stdout
+
+
+def test_bad_input_is_one_clear_line():
+    cases = [
+        (["--bogus"], 2, "unrecognized arguments"),
+        (["-c", "0"], 2, "greater than zero"),
+        (["-d", "soon"], 2, "not a number"),
+        (["--hook", "kprobe"], 2, "invalid choice"),
+        (["--mark", "0x1/zz"], 2, "VALUE/MASK"),
+        (["--reason", "NO_SOKET"], 1, "did you mean NO_SOCKET"),
+        (["--reason", "NO_SOCKET", "--exclude-reason", "NOT_SPECIFIED"], 1, "cannot be combined"),
+        (["--netns", "no-such-namespace"], 1, "/run/netns/no-such-namespace"),
+        (["-i", "a-very-long-interface-name"], 1, "longer than 15"),
+        (["lab", "no-such-scenario"], 1, "no lab scenario"),
+    ]
+    for args, rc, text in cases:
+        r = run(*args)
+        assert r.returncode == rc, (args, r.stderr)
+        assert text in r.stderr, (args, r.stderr)
+        assert TRACEBACK not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.stdout == ""
+
+
+def test_not_root_is_a_clear_error():
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", DROPTRACE, "-c", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "needs root" in r.stderr and TRACEBACK not in r.stderr
+
+
+def test_lab_runs_and_cleans_up():
+    r = subprocess.run([DROPTRACE, "lab", "udp4-closed-port", "nft-drop"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2/2 scenarios reported as expected" in r.stdout
+    assert "-> reported as NETFILTER_DROP at nft_do_chain+0x" in r.stdout
+    assert "dtlab" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                         text=True).stdout.replace(f"dtlabt{os.getpid()}", "")
+
+
+def test_lab_is_removed_on_interrupt():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([DROPTRACE, "lab", "all"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:  # readiness: the lab is up and traced
+            if line.startswith("Tracing via"):
+                break
+        assert os.path.exists(f"/run/netns/dtlab{proc.pid}a")
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert not os.path.exists(f"/run/netns/dtlab{proc.pid}a")
+        assert not os.path.exists(f"/run/netns/dtlab{proc.pid}b")

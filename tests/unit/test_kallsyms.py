@@ -1,0 +1,33 @@
+"""Symbolization of kernel addresses."""
+from hypothesis import given
+from hypothesis import strategies as st
+
+from droptrace.kallsyms import Kallsyms
+
+LINES = [b"ffffffff81000000 T _stext", b"ffffffff81000100 t tcp_v4_rcv",
+         b"ffffffff81000400 D some_data", b"ffffffff81000500 T ip_rcv_core",
+         b"ffffffffc0001000 t nft_do_chain\t[nf_tables]", b"garbage", b"zzzz T bad"]
+
+
+def test_function_plus_offset():
+    k = Kallsyms(LINES)
+    assert k.symbolize(0xFFFFFFFF810002A4) == "tcp_v4_rcv+0x1a4"
+    assert k.symbolize(0xFFFFFFFF81000500) == "ip_rcv_core+0x0"
+    # data symbols are not functions: the address still belongs to tcp_v4_rcv's range
+    assert k.symbolize(0xFFFFFFFF81000450) == "tcp_v4_rcv+0x350"
+
+
+def test_module_symbols_carry_the_module():
+    assert Kallsyms(LINES).symbolize(0xFFFFFFFFC0001010) == "nft_do_chain+0x10 [nf_tables]"
+
+
+def test_below_every_symbol_and_restricted_addresses_are_hex():
+    assert Kallsyms(LINES).symbolize(0x1000) == "0x1000"
+    restricted = Kallsyms([b"0000000000000000 T tcp_v4_rcv", b"0000000000000000 T ip_rcv"])
+    assert not restricted.usable
+    assert restricted.symbolize(0xFFFFFFFF810002A4) == "0xffffffff810002a4"
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_symbolize_is_total(addr):
+    assert isinstance(Kallsyms(LINES).symbolize(addr), str)
