@@ -19,7 +19,7 @@ lab: $(STAMP)
 	$(VENV)/bin/droptrace lab
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra
 
 unit: $(STAMP)
@@ -29,7 +29,7 @@ e2e: $(STAMP)
 	$(PY) -m pytest -q -m e2e
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info src/droptrace/bpf/*.o
