@@ -69,9 +69,13 @@ class Lab:
                 self.run("ip", "link", "set", veth, "name", IFNAME, ns=ns)
                 self.run("ip", "link", "set", IFNAME, "address", mac, ns=ns)
                 # No router solicitations or DAD: a quiet lab, no stray drops.
-                self.run("sysctl", "-qw", f"net.ipv6.conf.{IFNAME}.accept_ra=0",
-                         f"net.ipv6.conf.{IFNAME}.accept_dad=0", f"net.ipv6.conf.{IFNAME}.dad_transmits=0",
-                         f"net.ipv6.conf.{IFNAME}.router_solicitations=0", ns=ns)
+                # Unsolicited MLD reports, which the peer drops as NOT_SPECIFIED, all go
+                # out at once when the link comes up, so they are over before any scenario.
+                conf = f"net.ipv6.conf.{IFNAME}"
+                self.run("sysctl", "-qw", f"{conf}.accept_ra=0", f"{conf}.accept_dad=0",
+                         f"{conf}.dad_transmits=0", f"{conf}.router_solicitations=0",
+                         f"{conf}.mldv1_unsolicited_report_interval=1",
+                         f"{conf}.mldv2_unsolicited_report_interval=1", ns=ns)
                 self.run("ip", "link", "set", "lo", "up", ns=ns)
                 self.run("ip", "link", "set", IFNAME, "up", ns=ns)
                 self.run("ip", "addr", "add", f"{addr4}/24", "dev", IFNAME, ns=ns)

@@ -17,7 +17,7 @@ def udp_closed(lab: Lab, port: str = "9") -> None:
 
 
 def test_text_output_and_count_stop(lab):
-    with Droptrace("--netns", lab.b, "-c", "1", json_events=False) as dt:
+    with Droptrace("--netns", lab.b, "--reason", "NO_SOCKET", "-c", "1", json_events=False) as dt:
         dt.wait_ready()
         udp_closed(lab, "4242")
         assert dt.wait() == 0  # -c 1 ends it by itself
