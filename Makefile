@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.droptrace-installed
 SOURCES := pyproject.toml setup.py bpf/build.py $(wildcard bpf/*.c bpf/*.h)
 
-.PHONY: lab test unit e2e lint bench clean
+.PHONY: lab test test-kernel unit e2e lint bench clean
 
 $(STAMP): $(SOURCES)
 	./scripts/install-system-deps
@@ -21,6 +21,10 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra
+
+# The end-to-end suite on a second kernel (Debian's 6.1) under qemu.
+test-kernel: $(STAMP)
+	./scripts/test-other-kernel
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m 'not e2e'

@@ -14,7 +14,7 @@ class BuildWithBPF(build_py):
         build = runpy.run_path(str(ROOT / "bpf" / "build.py"))["build"]
         # Editable installs import from src/; wheels from build_lib.
         base = ROOT / "src" if getattr(self, "editable_mode", False) else Path(self.build_lib)
-        build(base / "droptrace" / "bpf" / "droptrace.bpf.o")
+        build(base / "droptrace" / "bpf")
 
 
 setup(cmdclass={"build_py": BuildWithBPF})

@@ -1,7 +1,8 @@
-"""Compile droptrace's BPF C into one CO-RE object.
+"""Compile droptrace's BPF C into its objects.
 
-Used by setup.py (package builds) and the Makefile (development), so the
-compiler command lives in one place. Usage: python bpf/build.py OUT.o
+droptrace.bpf.o is the CO-RE tracer; droptrace_nobtf.bpf.o is the fallback
+for kernels without BTF. Used by setup.py at package build time, so the
+compiler command lives in one place. Usage: python bpf/build.py OUTDIR
 Set CLANG to choose the compiler; otherwise clang-19, then clang, is used.
 """
 import os
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "droptrace.bpf.c"
+SOURCES = ("droptrace.bpf.c", "droptrace_nobtf.bpf.c")
 ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "powerpc",
         "s390x": "s390", "riscv64": "riscv"}
 
@@ -24,12 +25,15 @@ def find_clang() -> str:
     sys.exit("droptrace build: clang not found (apt-get install clang-19, or set CLANG)")
 
 
-def build(out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+def build(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     arch = ARCH.get(platform.machine(), "x86")
-    cmd = [find_clang(), "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
-           "-Wall", "-Werror", "-I", str(HERE), "-c", str(SOURCE), "-o", str(out)]
-    subprocess.run(cmd, check=True)
+    clang = find_clang()
+    for source in SOURCES:
+        out = out_dir / source.replace(".c", ".o")
+        cmd = [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+               "-Wall", "-Werror", "-I", str(HERE), "-c", str(HERE / source), "-o", str(out)]
+        subprocess.run(cmd, check=True)
 
 
 if __name__ == "__main__":

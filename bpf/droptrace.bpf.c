@@ -16,51 +16,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define dt_ntohs(x) __builtin_bswap16(x)
-#else
-#define dt_ntohs(x) (x)
-#endif
 
-const volatile struct dt_config cfg = {};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DT_STAT_NUM);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
-/* reason value -> 1, consulted when cfg.reason_mode != DT_REASONS_ALL */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} reason_filter SEC(".maps");
-
-static __always_inline void count(__u32 slot)
-{
-	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
-
-	if (v)
-		*v += 1;
-}
-
-static __always_inline bool reason_wanted(__u32 reason)
-{
-	if (reason == cfg.skip_reason_a || reason == cfg.skip_reason_b)
-		return false;
-	if (cfg.reason_mode == DT_REASONS_ALL)
-		return true;
-	bool listed = bpf_map_lookup_elem(&reason_filter, &reason) != NULL;
-	return cfg.reason_mode == DT_REASONS_ONLY ? listed : !listed;
-}
+#include "common.bpf.h"
 
 static __always_inline __u32 netns_of(struct net_device *dev, struct sk_buff *skb)
 {
@@ -89,6 +46,8 @@ static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb
 	else
 		start = (__u32)(data - head);
 
+	__u32 data_off = (__u32)(data - head);
+	e->data_off = data_off >= start && data_off - start < DT_OFF_UNSET ? data_off - start : 0;
 	e->mac_off = mac != DT_OFF_UNSET && mac >= start ? mac - start : DT_OFF_UNSET;
 	e->net_off = net != DT_OFF_UNSET && net >= start ? net - start : DT_OFF_UNSET;
 
@@ -136,7 +95,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 	if (cfg.ifname_on && !ifname_matches(dev))
 		return 0;
-	if (cfg.pid && (pid_tgid >> 32) != cfg.pid)
+	if (!pid_wanted(pid_tgid))
 		return 0;
 	if (cfg.mark_on && (mark & cfg.mark_mask) != cfg.mark)
 		return 0;
@@ -203,22 +162,10 @@ int BPF_PROG(dt_raw_tp, struct sk_buff *skb, void *location)
 SEC("tracepoint/skb/kfree_skb")
 int dt_tracepoint(void *ctx)
 {
-	struct sk_buff *skb = NULL;
-	__u64 location = 0;
-	__u32 reason = 0;
+	struct dt_tp_fields f = {};
 
-	bpf_probe_read_kernel(&skb, sizeof(skb), ctx + cfg.tp_off_skb);
-	bpf_probe_read_kernel(&location, sizeof(location), ctx + cfg.tp_off_location);
-	if (cfg.has_reason) {
-		if (cfg.tp_size_reason == 2) {
-			__u16 r16 = 0;
-			bpf_probe_read_kernel(&r16, sizeof(r16), ctx + cfg.tp_off_reason);
-			reason = r16;
-		} else {
-			bpf_probe_read_kernel(&reason, sizeof(reason), ctx + cfg.tp_off_reason);
-		}
-	}
-	if (!skb)
+	read_tp_fields(ctx, &f);
+	if (!f.skb)
 		return 0;
-	return handle(ctx, skb, location, reason, cfg.has_reason);
+	return handle(ctx, f.skb, f.location, f.reason, cfg.has_reason);
 }

@@ -11,6 +11,7 @@
 #define DT_OFF_UNSET 0xffff
 
 #define DT_F_HAS_REASON 1 /* the hook delivered a drop reason */
+#define DT_F_NO_SKB 2     /* without BTF: nothing was read from the skb */
 
 /* stats map slots (per-CPU counters) */
 #define DT_STAT_EMITTED 0 /* events written to the ring buffer */
@@ -39,7 +40,10 @@ struct dt_event {
 	__u16 cap_len;    /* valid bytes in data[] */
 	__u16 dev_type;   /* ARPHRD_* of skb->dev, 0xffff without a device */
 	__u16 stack_len;  /* bytes of stack[] that are valid */
+	__u16 data_off;   /* offset of skb->data in data[] (bytes before it are not in len) */
+	__u16 _pad;
 	__u32 flags;      /* DT_F_* */
+	__u32 _reserved;  /* keeps the size a multiple of 8: stack[] follows */
 	char comm[16];
 	char ifname[16];
 	__u8 data[DT_SNAP_MAX];
@@ -71,6 +75,7 @@ struct dt_config {
 	__u32 tp_size_reason;
 	__u32 ifname_on;        /* match skb->dev->name against ifname */
 	char ifname[16];
+	__u32 tp_off_protocol;  /* classic tracepoint: offset of protocol */
 };
 
 #endif

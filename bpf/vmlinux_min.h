@@ -23,6 +23,9 @@ typedef __u32 __wsum;
 typedef _Bool bool;
 #define true 1
 #define false 0
+#ifndef offsetof
+#define offsetof(type, member) __builtin_offsetof(type, member)
+#endif
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,

@@ -7,14 +7,17 @@ import os
 import signal
 import sys
 import time
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__, libbpf, netns
 from .errors import DroptraceError
+from .event import SNAP_MAX
 from .output import JsonWriter, TextWriter
+from .recording import FORMATS, FileSink, format_for
 from .tracer import HOOKS, Options, Tracer
 
-SUBCOMMANDS = ("lab",)
+DEFAULT_SNAPLEN = 128
+
 
 DESCRIPTION = """\
 Show every packet the kernel drops, with the kernel's own reason, where it
@@ -28,6 +31,10 @@ than the packet's owner.
 Subcommands:
   droptrace lab      build a private lab of namespaces, provoke well-known
                      drops and show how droptrace reports them
+  droptrace doctor   what this host supports, and which hook and features
+                     droptrace will use (also: droptrace --check)
+  droptrace record   record drops to pcapng or JSON lines (-w FILE)
+  droptrace report   summarise a recording
 """
 
 
@@ -100,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("--list-reasons", action="store_true",
                    help="list the running kernel's drop reasons and exit")
+    p.add_argument("--check", action="store_true",
+                   help="same as `droptrace doctor`: what this host supports, then exit")
     add_trace_options(p)
     return p
 
@@ -110,7 +119,8 @@ def options(args: argparse.Namespace) -> Options:
     return Options(hook=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
                    exclude_reasons=args.exclude_reason,
                    netns=netns.inode(args.netns) if args.netns else 0,
-                   interface=args.interface, pid=args.pid or 0, mark=args.mark)
+                   interface=args.interface, pid=args.pid or 0, mark=args.mark,
+                   verbose=args.verbose)
 
 
 def eprint(*parts: object) -> None:
@@ -140,26 +150,27 @@ def list_reasons() -> int:
     return 0
 
 
-def run_stream(args: argparse.Namespace) -> int:
-    if args.list_reasons:
-        return list_reasons()
-    tracer = Tracer(options(args))
-    writer = (JsonWriter(sys.stdout.buffer, args.stack) if args.json
-              else TextWriter(sys.stdout, args.stack))
+def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[float]) -> Tuple[int, int]:
+    """Attach, write events to sink until count/duration/Ctrl-C/SIGTERM; (shown, lost).
+
+    On every way out the probe is detached first, what is still buffered is
+    written, and the tracer is closed.
+    """
     shown = 0
-    limit = args.count
     started = False
     with stop_on_sigterm():
         try:
             tracer.start()
             started = True
-            if args.verbose:
+            if getattr(tracer.opts, "verbose", False):
                 for hook, why in tracer.fallbacks:
                     eprint(f"droptrace: hook {hook} not used: {why}")
+            for note in tracer.limits:
+                eprint(f"droptrace: note: {note}")
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             eprint(f"Tracing packet drops via {tracer.hook} ({what}). Ctrl-C to end.")
-            deadline = time.monotonic() + args.duration if args.duration else None
-            while limit is None or shown < limit:
+            deadline = time.monotonic() + duration if duration else None
+            while count is None or shown < count:
                 wait = 100
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -167,26 +178,83 @@ def run_stream(args: argparse.Namespace) -> int:
                         break
                     wait = max(1, min(wait, int(left * 1000)))
                 events = tracer.poll(wait)
-                if limit is not None:
-                    events = events[: limit - shown]
-                writer.write(events)
+                if count is not None:
+                    events = events[: count - shown]
+                sink.write(events)
                 shown += len(events)
         except KeyboardInterrupt:
             pass
         finally:
             lost = 0
             if started:
-                with contextlib.suppress(KeyboardInterrupt, DroptraceError):
+                with contextlib.suppress(KeyboardInterrupt):
                     tracer.detach()
                     rest = tracer.drain()
-                    if limit is not None:
-                        rest = rest[: max(0, limit - shown)]
-                    writer.write(rest)
-                    shown += len(rest)
-                _, lost = tracer.counters()
-            tracer.close()
-            if started:
-                eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full)")
+                    if count is not None:
+                        rest = rest[: max(0, count - shown)]
+                    try:
+                        sink.write(rest)
+                        shown += len(rest)
+                    finally:
+                        _, lost = tracer.counters()
+                        tracer.close()
+            else:
+                tracer.close()
+    return shown, lost
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    if args.check:
+        from . import doctor
+
+        return doctor.main()
+    if args.list_reasons:
+        return list_reasons()
+    tracer = Tracer(options(args))
+    sink = (JsonWriter(sys.stdout.buffer, args.stack) if args.json
+            else TextWriter(sys.stdout, args.stack))
+    shown, lost = trace_loop(tracer, sink, args.count, args.duration)
+    if tracer.hook:
+        eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full)")
+    return 0
+
+
+def build_record_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="droptrace record", description=(
+        "Record dropped packets to a file: pcapng (Wireshark, tshark) with the reason, location, "
+        "namespace, interface and task of each drop in packet comments, or JSON lines (the "
+        "--json objects). The file is flushed as it grows and closed properly on -c, -d, "
+        "Ctrl-C and SIGTERM; a killed run leaves it readable up to the last whole drop."))
+    p.add_argument("-w", "--write", required=True, metavar="FILE",
+                   help="the recording (.pcapng or .jsonl)")
+    p.add_argument("--format", choices=FORMATS, help="file format (default: from the extension)")
+    p.add_argument("--snaplen", type=positive_int, default=DEFAULT_SNAPLEN, metavar="BYTES",
+                   help=f"bytes of each packet to keep, from its first header (default "
+                   f"{DEFAULT_SNAPLEN}: headers; at most {SNAP_MAX})")
+    p.add_argument("--payload", action="store_true",
+                   help=f"keep payload too, as much as droptrace captures ({SNAP_MAX} bytes)")
+    p.add_argument("--stack", action="store_true", help="add the kernel stack to each drop")
+    p.add_argument("-c", "--count", type=positive_int, metavar="N", help="stop after N drops")
+    p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
+    add_trace_options(p)
+    return p
+
+
+def run_record(argv: Sequence[str]) -> int:
+    args = build_record_parser().parse_args(list(argv))
+    if args.snaplen > SNAP_MAX:
+        raise DroptraceError(f"--snaplen {args.snaplen}: droptrace captures at most {SNAP_MAX} bytes "
+                             "of each packet")
+    opts = options(args)
+    opts.snaplen = SNAP_MAX if args.payload else args.snaplen
+    fmt = format_for(args.write, args.format)
+    tracer = Tracer(opts)
+    sink = FileSink(args.write, fmt, args.stack)
+    try:
+        shown, lost = trace_loop(tracer, sink, args.count, args.duration)
+    finally:
+        sink.close()
+    eprint(f"droptrace: {shown} drops written to {args.write} ({fmt}), {lost} lost (ring buffer full)")
     return 0
 
 
@@ -198,6 +266,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from . import lab
 
             return lab.main(argv[1:])
+        if argv and argv[0] == "record":
+            return run_record(argv[1:])
+        if argv and argv[0] == "report":
+            from . import report
+
+            return report.main(argv[1:])
+        if argv and argv[0] == "doctor":
+            from . import doctor
+
+            if argv[1:]:
+                raise DroptraceError(f"doctor takes no arguments (got {' '.join(argv[1:])})")
+            return doctor.main()
         return run_stream(build_parser().parse_args(argv))
     except DroptraceError as e:
         eprint(f"droptrace: error: {e}")

@@ -14,12 +14,12 @@ from .decode import decode
 
 SNAP_MAX = 256
 STACK_MAX = 32
-RAW = struct.Struct(f"<QQIIIIIIIIHHHHHHI16s16s{SNAP_MAX}s")
+RAW = struct.Struct(f"<QQIIIIIIIIHHHHHHHHII16s16s{SNAP_MAX}s")
 STACK = struct.Struct(f"<{STACK_MAX}Q")
-F_HAS_REASON = 1
+F_HAS_REASON, F_NO_SKB = 1, 2
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
-CONFIG = struct.Struct("<17I16s")  # struct dt_config
+CONFIG = struct.Struct("<17I16sI")  # struct dt_config
 
 
 @dataclass
@@ -39,8 +39,8 @@ class Event:
     tcp_flags: Optional[str]
     icmp_type: Optional[int]
     icmp_code: Optional[int]
-    len: int
-    mark: int
+    len: Optional[int]
+    mark: Optional[int]
     ifindex: Optional[int]
     ifname: Optional[str]
     netns: Optional[int]
@@ -53,14 +53,27 @@ class Event:
     packet: bytes = field(default=b"", repr=False, compare=False)
     link_ethernet: bool = field(default=False, repr=False, compare=False)
     ts_ns: int = field(default=0, repr=False, compare=False)
+    wire_len: int = field(default=0, repr=False, compare=False)  # len + headers before skb->data
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], **extra: Any) -> "Event":
+        """An Event from a JSON object (unknown keys ignored, missing ones null)."""
+        kw = {k: d.get(k) for k in SCHEMA_KEYS}
+        kw["stack"] = d.get("stack")
+        return cls(**kw, **extra)
 
     def to_dict(self, with_stack: bool = False) -> Dict[str, Any]:
         d = asdict(self)
-        for k in ("packet", "link_ethernet", "ts_ns"):
+        for k in ("packet", "link_ethernet", "ts_ns", "wire_len"):
             del d[k]
         if not with_stack:
             del d["stack"]
         return d
+
+
+SCHEMA_KEYS = ("time", "reason", "reason_code", "location", "l3", "l4", "saddr", "daddr", "sport",
+               "dport", "tcp_flags", "icmp_type", "icmp_code", "len", "mark", "ifindex", "ifname",
+               "netns", "cpu", "pid", "tid", "comm")
 
 
 class Converter:
@@ -75,10 +88,12 @@ class Converter:
 
     def convert(self, raw: bytes) -> Event:
         (ts, location, reason, pid, tid, cpu, length, mark, ifindex, netns, protocol, mac_off,
-         net_off, cap_len, dev_type, stack_len, flags, comm, ifname, data) = RAW.unpack_from(raw)
+         net_off, cap_len, dev_type, stack_len, data_off, _pad, flags, _reserved, comm, ifname,
+         data) = RAW.unpack_from(raw)
         captured = data[:min(cap_len, SNAP_MAX)]
         pkt = decode(captured, mac_off, net_off, protocol, dev_type)
         has_reason = bool(flags & F_HAS_REASON)
+        skb = not flags & F_NO_SKB
         stack = None
         if self.with_stack:
             stack = []
@@ -94,12 +109,13 @@ class Converter:
             location=self.symbolize(location),
             l3=pkt.l3, l4=pkt.l4, saddr=pkt.saddr, daddr=pkt.daddr, sport=pkt.sport,
             dport=pkt.dport, tcp_flags=pkt.tcp_flags, icmp_type=pkt.icmp_type,
-            icmp_code=pkt.icmp_code, len=length, mark=mark,
+            icmp_code=pkt.icmp_code, len=length if skb else None, mark=mark if skb else None,
             ifindex=ifindex or None,
             ifname=ifname.split(b"\0", 1)[0].decode(errors="replace") or None,
             netns=netns or None, cpu=cpu, pid=pid, tid=tid,
             comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
             stack=stack, packet=captured, link_ethernet=ethernet, ts_ns=ts + self.offset_ns,
+            wire_len=max(len(captured), length + data_off if skb else 0),
         )
 
 

@@ -67,6 +67,8 @@ def lib() -> ctypes.CDLL:
     vp, cp, i, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t
     _sig("libbpf_set_print", vp, _print_fn_t)
     _sig("libbpf_num_possible_cpus", i)
+    _sig("libbpf_major_version", ctypes.c_uint32)
+    _sig("libbpf_minor_version", ctypes.c_uint32)
     _sig("bpf_object__open_file", vp, cp, vp)
     _sig("bpf_object__load", i, vp)
     _sig("bpf_object__close", None, vp)
@@ -111,6 +113,10 @@ class BpfError(DroptraceError):
         self.errno = err
         self.log = log_tail()
         super().__init__(f"{what}: {os.strerror(err)}")
+
+
+def version() -> str:
+    return f"{lib().libbpf_major_version()}.{lib().libbpf_minor_version()}"
 
 
 def num_possible_cpus() -> int:

@@ -38,7 +38,7 @@ def proto(e: Event) -> str:
 
 
 def details(e: Event) -> str:
-    parts = [f"len={e.len}"]
+    parts = [f"len={e.len}"] if e.len is not None else []
     if e.tcp_flags is not None:
         parts.append(f"flags={e.tcp_flags or '.'}")
     if e.icmp_type is not None:

@@ -114,6 +114,9 @@ def from_print_fmt(print_fmt: str) -> Reasons:
         if name in ("NOT_DROPPED_YET", "CONSUMED"):
             not_drops.append(value)
         names.setdefault(value, name)
+    if 0 not in names:  # SKB_NOT_DROPPED_YET is 0 on every kernel; 6.1 does not print it
+        names[0] = "NOT_DROPPED_YET"
+        not_drops.append(0)
     return Reasons(names, "tracefs", not_drops)
 
 

@@ -16,13 +16,16 @@ from typing import List, Optional, Tuple
 from . import btf as btfmod
 from . import libbpf, reasons, tracefs
 from .errors import DroptraceError
-from .event import CONFIG, SNAP_MAX, Converter, Event
+from .event import CONFIG, RAW, SNAP_MAX, STACK, Converter, Event
 from .kallsyms import Kallsyms
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
-BTF_PATH = "/sys/kernel/btf/vmlinux"
-OBJECT = "droptrace.bpf.o"
+# DROPTRACE_KERNEL_BTF points elsewhere (tests use it to act as a kernel without BTF).
+BTF_PATH = os.environ.get("DROPTRACE_KERNEL_BTF", "/sys/kernel/btf/vmlinux")
+OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
+NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
+                "and namespace cannot be read; showing reason, location, protocol and task")
 REASONS_ALL, REASONS_ONLY, REASONS_EXCEPT = 0, 1, 2
 STAT_EMITTED, STAT_LOST = 0, 1
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -42,10 +45,11 @@ class Options:
     pid: int = 0
     mark: Optional[Tuple[int, int]] = None  # (value, mask)
     ringbuf_bytes: int = 16 << 20
+    verbose: bool = False
 
 
-def object_path() -> str:
-    path = resources.files("droptrace") / "bpf" / OBJECT
+def object_path(name: str = OBJECT) -> str:
+    path = resources.files("droptrace") / "bpf" / name
     if not path.is_file():
         raise DroptraceError(f"BPF object {path} is missing: this droptrace was installed without "
                              "its compiled BPF program; reinstall it with clang present")
@@ -74,6 +78,8 @@ class Tracer:
         self.fallbacks: List[Tuple[str, str]] = []  # (hook, why it was not used)
         self.reasons: Optional[reasons.Reasons] = None
         self.has_reason = False
+        self.btf = os.path.exists(BTF_PATH)
+        self.limits: List[str] = []  # what this host cannot show, said once at start
         self._obj: Optional[libbpf.Object] = None
         self._link: Optional[libbpf.Link] = None
         self._rb: Optional[libbpf.RingBuffer] = None
@@ -90,15 +96,27 @@ class Tracer:
         check_privileges()
         if self.opts.hook and self.opts.hook not in HOOKS:
             raise DroptraceError(f"unknown hook {self.opts.hook!r}; choose one of {', '.join(HOOKS)}")
-        if not os.path.exists(BTF_PATH):
-            raise DroptraceError(f"kernel BTF not found ({BTF_PATH}): droptrace needs a kernel "
-                                 "built with CONFIG_DEBUG_INFO_BTF=y")
-        kbtf = btfmod.read(BTF_PATH)
-        self.has_reason = "skb_drop_reason" in kbtf.enums
-        if self.has_reason:
-            self.reasons = reasons.from_btf(kbtf)
+        if self.btf:
+            kbtf = btfmod.read(BTF_PATH)
+            self.has_reason = "skb_drop_reason" in kbtf.enums
+            if self.has_reason:
+                self.reasons = reasons.from_btf(kbtf)
+            path = object_path()
+        else:
+            o = self.opts
+            needs = [flag for flag, on in (("--netns", o.netns), ("--interface", o.interface),
+                                           ("--mark", o.mark)) if on]
+            if needs:
+                verb = "needs" if len(needs) == 1 else "need"
+                raise DroptraceError(f"{', '.join(needs)} {verb} kernel BTF, which this kernel lacks "
+                                     f"({BTF_PATH}); filter by --reason or --pid instead")
+            if self.opts.hook not in (None, "tracepoint"):
+                raise DroptraceError(f"--hook {self.opts.hook} needs kernel BTF ({BTF_PATH} is "
+                                     "missing); only the classic tracepoint works without it")
+            self.opts.hook = "tracepoint"
+            self.limits.append(NOBTF_LIMITS)
+            path = object_path(OBJECT_NOBTF)
         libbpf.lib()
-        path = object_path()
         ladder = [self.opts.hook] if self.opts.hook else list(HOOKS)
         for hook in ladder:
             try:
@@ -124,7 +142,7 @@ class Tracer:
         o = self.opts
         skip = [0xFFFFFFFF, 0xFFFFFFFF]
         mode, listed = REASONS_ALL, []
-        off_skb = off_loc = off_reason = size_reason = 0
+        off_skb = off_loc = off_reason = size_reason = off_proto = 0
         has_reason = self.has_reason
         if hook == "tracepoint":
             fmt = tracefs.kfree_skb_format()
@@ -132,6 +150,7 @@ class Tracer:
             if "skbaddr" not in f or "location" not in f:
                 raise DroptraceError("the kfree_skb format file lacks skbaddr/location")
             off_skb, off_loc = f["skbaddr"].offset, f["location"].offset
+            off_proto = f["protocol"].offset if "protocol" in f else 0
             has_reason = "reason" in f
             if has_reason:
                 off_reason, size_reason = f["reason"].offset, f["reason"].size
@@ -155,15 +174,17 @@ class Tracer:
             raise DroptraceError(f"interface name {o.interface!r} is longer than 15 characters")
         return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_MAX)),
                            skip[0], skip[1], mode, o.netns, 0, o.pid, mark_on, mark & mask, mask,
-                           off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname)
+                           off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname,
+                           off_proto)
 
     def _try_hook(self, path: str, hook: str) -> None:
         if hook == "tracepoint":
             tracefs.require()
         config = self._config(hook)
         obj = self._obj = libbpf.Object(path)
-        for h, prog in PROGRAMS.items():
-            obj.program(prog).set_autoload(h == hook)
+        if self.btf:
+            for h, prog in PROGRAMS.items():
+                obj.program(prog).set_autoload(h == hook)
         rodata = next((m for m in obj.maps() if m.name.endswith(".rodata")), None)
         if rodata is None:
             raise DroptraceError("BPF object has no .rodata map")
@@ -189,6 +210,9 @@ class Tracer:
         if not self._pending:
             return []
         raw, self._pending[:] = list(self._pending), []
+        if len(raw[0]) not in (RAW.size, RAW.size + STACK.size):
+            raise DroptraceError(f"event of {len(raw[0])} bytes from BPF, expected {RAW.size}: the "
+                                 "BPF object and this droptrace disagree; reinstall droptrace")
         convert = self._converter.convert
         return [convert(r) for r in raw]
 

@@ -41,10 +41,10 @@ def lab():
 class Droptrace:
     """droptrace as a subprocess: wait for `Tracing`, read JSON events, stop it."""
 
-    def __init__(self, *args: str, json_events: bool = True) -> None:
+    def __init__(self, *args: str, json_events: bool = True, env: Optional[dict] = None) -> None:
         self.args = [DROPTRACE, *args]
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env=env)
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self.stderr: List[str] = []
         self.stdout: List[str] = []

@@ -17,7 +17,7 @@ SCHEMA = ["time", "reason", "reason_code", "location", "l3", "l4", "saddr", "dad
 
 def record(data: bytes, reason=3, flags=1, stack=()) -> bytes:
     raw = RAW.pack(10**9, 0xFFFFFFFF81000100, reason, 42, 43, 1, 60, 7, 2, 4026531840, 0x0800, 0, 14,
-                   len(data), 1, 8 * len(stack), flags, b"curl\0", b"eth0\0", data)
+                   len(data), 1, 8 * len(stack), 14, 0, flags, 0, b"curl\0", b"eth0\0", data)
     if stack:
         raw += STACK.pack(*(list(stack) + [0] * (32 - len(stack))))
     return raw

@@ -126,3 +126,15 @@ def test_format_parsers_never_raise_unexpectedly(text):
         reasons.from_print_fmt(fmt.print_fmt + text)
     except DroptraceError:
         pass
+
+
+def test_print_fmt_of_6_1_numbers_differ_names_agree():
+    fmt = tracefs.parse_format((DATA / "kfree_skb-6.1.format").read_text())
+    assert "rx_sk" not in fmt.fields
+    assert fmt.fields["reason"].offset == 28 and fmt.fields["protocol"].offset == 24
+    r = reasons.from_print_fmt(fmt.print_fmt)
+    assert r.value("NO_SOCKET") == 2 and r.name(7) == "NETFILTER_DROP"
+    assert 0 in r.not_drops  # 6.1 does not print NOT_DROPPED_YET; it is 0 everywhere
+    new = reasons.from_print_fmt(tracefs.parse_format(
+        (DATA / "kfree_skb-6.18.format").read_text()).print_fmt)
+    assert new.value("NO_SOCKET") == 3

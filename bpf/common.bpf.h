@@ -1,0 +1,107 @@
+/* What both BPF objects share: the configuration, the maps user space
+ * reads, and the reason filter. Included once per object. */
+#ifndef DROPTRACE_COMMON_BPF_H
+#define DROPTRACE_COMMON_BPF_H
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define dt_ntohs(x) __builtin_bswap16(x)
+#else
+#define dt_ntohs(x) (x)
+struct dt_tp_fields {
+	void *skb;
+	__u64 location;
+	__u32 reason;
+	__u16 protocol;
+};
+
+/* The classic tracepoint's record, read at the offsets of its format file
+ * (they differ between kernels: 6.1 has no rx_sk, so reason moves). */
+static __always_inline void read_tp_fields(void *ctx, struct dt_tp_fields *f)
+{
+	bpf_probe_read_kernel(&f->skb, sizeof(f->skb), ctx + cfg.tp_off_skb);
+	bpf_probe_read_kernel(&f->location, sizeof(f->location), ctx + cfg.tp_off_location);
+	bpf_probe_read_kernel(&f->protocol, sizeof(f->protocol), ctx + cfg.tp_off_protocol);
+	if (!cfg.has_reason)
+		return;
+	if (cfg.tp_size_reason == 2) {
+		__u16 r16 = 0;
+		bpf_probe_read_kernel(&r16, sizeof(r16), ctx + cfg.tp_off_reason);
+		f->reason = r16;
+	} else {
+		bpf_probe_read_kernel(&f->reason, sizeof(f->reason), ctx + cfg.tp_off_reason);
+	}
+}
+
+#endif
+
+const volatile struct dt_config cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DT_STAT_NUM);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* reason value -> 1, consulted when cfg.reason_mode != DT_REASONS_ALL */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} reason_filter SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool reason_wanted(__u32 reason)
+{
+	if (reason == cfg.skip_reason_a || reason == cfg.skip_reason_b)
+		return false;
+	if (cfg.reason_mode == DT_REASONS_ALL)
+		return true;
+	bool listed = bpf_map_lookup_elem(&reason_filter, &reason) != NULL;
+	return cfg.reason_mode == DT_REASONS_ONLY ? listed : !listed;
+}
+
+static __always_inline bool pid_wanted(__u64 pid_tgid)
+{
+	return !cfg.pid || (pid_tgid >> 32) == cfg.pid;
+}
+
+struct dt_tp_fields {
+	void *skb;
+	__u64 location;
+	__u32 reason;
+	__u16 protocol;
+};
+
+/* The classic tracepoint's record, read at the offsets of its format file
+ * (they differ between kernels: 6.1 has no rx_sk, so reason moves). */
+static __always_inline void read_tp_fields(void *ctx, struct dt_tp_fields *f)
+{
+	bpf_probe_read_kernel(&f->skb, sizeof(f->skb), ctx + cfg.tp_off_skb);
+	bpf_probe_read_kernel(&f->location, sizeof(f->location), ctx + cfg.tp_off_location);
+	bpf_probe_read_kernel(&f->protocol, sizeof(f->protocol), ctx + cfg.tp_off_protocol);
+	if (!cfg.has_reason)
+		return;
+	if (cfg.tp_size_reason == 2) {
+		__u16 r16 = 0;
+		bpf_probe_read_kernel(&r16, sizeof(r16), ctx + cfg.tp_off_reason);
+		f->reason = r16;
+	} else {
+		bpf_probe_read_kernel(&f->reason, sizeof(f->reason), ctx + cfg.tp_off_reason);
+	}
+}
+
+#endif

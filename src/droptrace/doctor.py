@@ -1,0 +1,90 @@
+"""`droptrace doctor`: what this host supports, and what droptrace will use.
+
+Every check is the real thing (hooks are loaded and attached, then removed),
+and every fallback is printed with its reason.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from typing import List, Tuple
+
+from . import btf as btfmod
+from . import libbpf, reasons, tracefs
+from .errors import DroptraceError
+from .tracer import BTF_PATH, HOOKS, NOBTF_LIMITS, Options, Tracer, check_privileges
+
+Check = Tuple[str, bool, str]
+
+
+def checks() -> Tuple[List[Check], List[str]]:
+    """(name, ok, detail) for each check, and the hooks that work."""
+    out: List[Check] = [("kernel", True, f"{platform.release()} ({platform.machine()})")]
+
+    def add(name: str, fn) -> bool:
+        try:
+            out.append((name, True, fn()))
+            return True
+        except (DroptraceError, OSError, btfmod.BTFError) as e:
+            out.append((name, False, str(e)))
+            return False
+
+    root = add("privileges", lambda: (check_privileges(), "root or CAP_BPF+CAP_PERFMON")[1])
+    add("libbpf", lambda: f"libbpf {libbpf.version()}")
+
+    def kernel_btf() -> str:
+        if not os.path.exists(BTF_PATH):
+            raise DroptraceError(f"{BTF_PATH} missing: {NOBTF_LIMITS}")
+        data = btfmod.read(BTF_PATH)
+        n = len(data.enums.get("skb_drop_reason", {}))
+        return f"{BTF_PATH} (enum skb_drop_reason: {n} members)" if n else \
+            f"{BTF_PATH} (no enum skb_drop_reason: kernel < 5.17, locations only)"
+    add("kernel BTF", kernel_btf)
+
+    def tracefs_fields() -> str:
+        fields = [n for n in tracefs.kfree_skb_format().fields if not n.startswith("common_")]
+        return f"{tracefs.require()}; kfree_skb fields: {', '.join(fields)}"
+    add("tracefs", tracefs_fields)
+
+    def reason_source() -> str:
+        r = reasons.load(BTF_PATH)
+        no_socket = next((v for v, n in r.names.items() if n == "NO_SOCKET"), None)
+        return f"named from {r.source} ({len(r.all_names())} reasons; NO_SOCKET = {no_socket})"
+    add("drop reasons", reason_source)
+
+    working: List[str] = []
+    for hook in HOOKS:
+        if not root:
+            out.append((f"hook {hook}", False, "not checked: needs root"))
+            continue
+        t = Tracer(Options(hook=hook))
+        try:
+            t.start()
+            working.append(hook)
+            out.append((f"hook {hook}", True, "loads and attaches"))
+        except DroptraceError as e:
+            out.append((f"hook {hook}", False, str(e)))
+        finally:
+            t.close()
+    out.append(("kprobes, fentry", True, "not used: the skb:kfree_skb tracepoint is the stable hook"))
+    return out, working
+
+
+def main() -> int:
+    results, working = checks()
+    print("droptrace doctor: what this host supports")
+    for name, ok, detail in results:
+        print(f"  {name:<16} {'ok ' if ok else 'NO '} {detail}")
+    if not working:
+        print("\ndroptrace cannot trace here: see the NO lines above.")
+        return 1
+    btf = os.path.exists(BTF_PATH)
+    features = ["drop reasons" if any(n == "drop reasons" and ok for n, ok, _ in results)
+                else "locations only (no drop reasons)"]
+    features += ["packet decode", "interface and namespace", "all filters"] if btf else \
+        ["reason/pid filters only"]
+    features.append("kernel stacks")
+    skipped = [h for h in HOOKS[:HOOKS.index(working[0])]]
+    why = f" ({', '.join(skipped)} unavailable: see above)" if skipped else ""
+    print(f"\ndroptrace will use the {working[0]} hook{why}: {', '.join(features)}.")
+    return 0

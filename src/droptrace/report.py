@@ -1,0 +1,107 @@
+"""`droptrace report FILE`: a recording summarised by reason, location, flow,
+namespace/interface and over time, as text or JSON."""
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import orjson
+
+from .event import Event
+from .output import endpoint, proto
+from .recording import read
+
+
+def flow(e: Event) -> str:
+    return f"{proto(e)} {endpoint(e.saddr, e.sport)} > {endpoint(e.daddr, e.dport)}"
+
+
+def where(e: Event) -> str:
+    return f"{e.ifname or e.ifindex or '-'} (netns {e.netns or '-'})"
+
+
+GROUPS: Tuple[Tuple[str, str, Callable[[Event], str]], ...] = (
+    ("by_reason", "reason", lambda e: e.reason or "-"),
+    ("by_location", "location", lambda e: e.location),
+    ("by_flow", "flow", flow),
+    ("by_interface", "interface", where),
+)
+
+
+def _bucket_seconds(span: float) -> int:
+    for b in (1, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400):
+        if span / b <= 30:
+            return b
+    return 86400
+
+
+def summarise(events: Iterable[Event], top: int = 10) -> Dict[str, Any]:
+    counters = {key: Counter() for key, _, _ in GROUPS}
+    stamps: List[float] = []
+    total = 0
+    for e in events:
+        total += 1
+        for key, _, fn in GROUPS:
+            counters[key][fn(e)] += 1
+        if e.ts_ns:
+            stamps.append(e.ts_ns / 1e9)
+    out: Dict[str, Any] = {"total": total}
+    for key, label, _ in GROUPS:
+        out[key] = [{label: k, "count": n, "share": round(n / total, 4)}
+                    for k, n in counters[key].most_common(top)]
+    first = min(stamps) if stamps else None
+    last = max(stamps) if stamps else None
+    out["first"], out["last"] = _iso(first), _iso(last)
+    out["over_time"] = []
+    if first is not None:
+        size = _bucket_seconds(last - first)
+        buckets = Counter(int((t - first) // size) for t in stamps)
+        out["bucket_seconds"] = size
+        out["over_time"] = [{"start": _iso(first + i * size), "count": buckets.get(i, 0)}
+                            for i in range(int((last - first) // size) + 1)]
+    return out
+
+
+def _iso(t: Optional[float]) -> Optional[str]:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1e6):06d}"
+
+
+def text(summary: Dict[str, Any], path: str) -> str:
+    lines = [f"{path}: {summary['total']} drops"
+             + (f", {summary['first']} .. {summary['last']}" if summary["first"] else "")]
+    for key, label, _ in GROUPS:
+        rows = summary[key]
+        if not rows:
+            continue
+        lines.append(f"\nby {label}:")
+        for r in rows:
+            lines.append(f"  {r['count']:>8}  {r['share'] * 100:5.1f}%  {r[label]}")
+    if summary["over_time"]:
+        lines.append(f"\nover time ({summary['bucket_seconds']} s buckets):")
+        peak = max(b["count"] for b in summary["over_time"]) or 1
+        for b in summary["over_time"]:
+            bar = "#" * max(1 if b["count"] else 0, round(40 * b["count"] / peak))
+            lines.append(f"  {b['start'][11:19]}  {b['count']:>8}  {bar}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    from .cli import _Parser, positive_int
+
+    p = _Parser(prog="droptrace report", description="Summarise a droptrace recording "
+                "(pcapng written by droptrace, or JSON lines) by reason, location, flow, "
+                "namespace/interface and over time.")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
+    args: argparse.Namespace = p.parse_args(list(argv))
+    summary = summarise(read(args.file), args.top)
+    if args.json:
+        print(orjson.dumps(summary).decode())
+    else:
+        print(text(summary, args.file))
+    return 0

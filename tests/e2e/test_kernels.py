@@ -1,0 +1,46 @@
+"""The hook ladder and host support, on whatever kernel runs the suite.
+
+The suite runs on the host kernel and, via scripts/test-other-kernel, on a
+second kernel booted under qemu; these tests hold on both.
+"""
+import os
+import re
+
+from droptrace.lab import by_name
+
+from .conftest import Droptrace, run
+
+
+def test_doctor_reports_every_hook():
+    r = run("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for hook in ("tp_btf", "raw_tp", "tracepoint"):
+        assert re.search(rf"hook {hook}\s+ok\s+loads and attaches", r.stdout), r.stdout
+    assert re.search(r"drop reasons\s+ok\s+named from btf", r.stdout)
+    assert "droptrace will use the tp_btf hook" in r.stdout
+    assert run("--check").stdout == r.stdout
+
+
+def test_probing_picks_the_first_rung(lab):
+    with Droptrace("--json", "--netns", lab.b, "-d", "30") as dt:
+        dt.wait_ready()
+        assert dt.stop() == 0
+    assert any("via tp_btf" in ln for ln in dt.stderr), dt.stderr
+
+
+def test_without_btf_reason_and_location_still_reported(lab):
+    """A kernel without BTF: the classic tracepoint at the format file's offsets."""
+    env = dict(os.environ, DROPTRACE_KERNEL_BTF="/nonexistent/vmlinux")
+    scenario = by_name("unknown-proto")
+    with Droptrace("--json", "--reason", "IP_NOPROTO", "-d", "60", env=env) as dt:
+        dt.wait_ready()
+        scenario.provoke(lab)
+        e = dt.find(lambda e: e["reason"] == "IP_NOPROTO")
+        assert dt.stop() == 0
+    assert e is not None, dt.stderr
+    assert e["location"].startswith("ip_local_deliver_finish+0x") or "+0x" in e["location"]
+    assert e["l3"] == "ipv4" and e["saddr"] is None and e["netns"] is None and e["len"] is None
+    assert any("via tracepoint" in ln for ln in dt.stderr)
+    assert any("no kernel BTF" in ln for ln in dt.stderr)
+    r = run("--netns", lab.b, env=env)
+    assert r.returncode == 1 and "needs kernel BTF" in r.stderr
