@@ -44,3 +44,28 @@ def test_without_btf_reason_and_location_still_reported(lab):
     assert any("no kernel BTF" in ln for ln in dt.stderr)
     r = run("--netns", lab.b, env=env)
     assert r.returncode == 1 and "needs kernel BTF" in r.stderr
+
+
+def test_kernel_without_drop_reasons_shows_locations(lab, tmp_path):
+    """Kernels < 5.17 have no enum skb_drop_reason: the hooks must not read a reason
+    argument, and events carry the location and the packet with a null reason. The
+    running kernel is made to look like one by a BTF file without that enum."""
+    from tests.unit.btfgen import BTFBuilder
+
+    b = BTFBuilder()
+    b.int("int", 4)
+    old_btf = tmp_path / "vmlinux"
+    old_btf.write_bytes(b.bytes())
+    env = dict(os.environ, DROPTRACE_KERNEL_BTF=str(old_btf))
+    for hook in ("tp_btf", "raw_tp"):
+        with Droptrace("--json", "--hook", hook, "--netns", lab.b, "-d", "60", env=env) as dt:
+            dt.wait_ready()
+            by_name("tcp-closed-port").provoke(lab)
+            e = dt.find(lambda e: e["l4"] == "tcp" and e["dport"] == 9)
+            assert dt.stop() == 0
+        assert e is not None, dt.stderr
+        assert e["reason"] is None and e["reason_code"] is None
+        assert e["location"].startswith("tcp_v4_rcv+0x") and e["tcp_flags"] == "S"
+        assert any("locations only" in ln for ln in dt.stderr)
+    r = run("--reason", "NO_SOCKET", env=env)
+    assert r.returncode == 1 and "no drop reasons" in r.stderr
