@@ -61,6 +61,86 @@ static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb
 		bpf_probe_read_kernel(e->data, cap, head + start);
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct dt_agg_key);
+	__type(value, struct dt_agg_val);
+} agg SEC(".maps");
+
+/* Fill the flow part of an aggregation key from the network header. */
+static __always_inline void agg_flow(struct dt_agg_key *k, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u32 net = BPF_CORE_READ(skb, network_header);
+	__u8 vhl = 0;
+
+	if (net == DT_OFF_UNSET)
+		return;
+	unsigned char *ip = head + net;
+	bpf_probe_read_kernel(&vhl, 1, ip);
+	__u32 l4off;
+	if ((vhl >> 4) == 4 && k->l3proto == 0x0800) {
+		bpf_probe_read_kernel(&k->l4proto, 1, ip + 9);
+		bpf_probe_read_kernel(k->saddr, 4, ip + 12);
+		bpf_probe_read_kernel(k->daddr, 4, ip + 16);
+		__u16 frag = 0;
+		bpf_probe_read_kernel(&frag, 2, ip + 6);
+		if (dt_ntohs(frag) & 0x1fff)
+			goto done;
+		l4off = (vhl & 0xf) * 4;
+	} else if ((vhl >> 4) == 6 && k->l3proto == 0x86dd) {
+		bpf_probe_read_kernel(&k->l4proto, 1, ip + 6);
+		bpf_probe_read_kernel(k->saddr, 16, ip + 8);
+		bpf_probe_read_kernel(k->daddr, 16, ip + 24);
+		l4off = 40;
+	} else {
+		return;
+	}
+	if (k->l4proto == 6 || k->l4proto == 17 || k->l4proto == 132 || k->l4proto == 136) {
+		__u16 ports[2] = {};
+		bpf_probe_read_kernel(ports, sizeof(ports), ip + l4off);
+		k->sport = dt_ntohs(ports[0]);
+		k->dport = dt_ntohs(ports[1]);
+	}
+done:
+	k->has_flow = 1;
+}
+
+static __always_inline void aggregate(struct sk_buff *skb, struct net_device *dev, __u64 location,
+				      __u32 reason, __u32 netns, __u32 ifindex)
+{
+	struct dt_agg_key k = {};
+	struct dt_agg_val zero = {}, *v;
+	__u64 len = BPF_CORE_READ(skb, len);
+
+	k.location = location;
+	k.reason = reason;
+	k.netns = netns;
+	k.ifindex = ifindex;
+	k.l3proto = dt_ntohs(BPF_CORE_READ(skb, protocol));
+	if (cfg.agg_flows)
+		agg_flow(&k, skb);
+	v = bpf_map_lookup_elem(&agg, &k);
+	if (!v) {
+		if (dev)
+			bpf_probe_read_kernel_str(zero.ifname, sizeof(zero.ifname), dev->name);
+		if (bpf_map_update_elem(&agg, &k, &zero, BPF_NOEXIST) && cfg.agg_flows) {
+			/* full: fold this flow into its flow-less key, so counts stay exact */
+			count(DT_STAT_AGG_FOLDED);
+			__builtin_memset(&k.l4proto, 0, sizeof(k) - offsetof(struct dt_agg_key, l4proto));
+			bpf_map_update_elem(&agg, &k, &zero, BPF_NOEXIST);
+		}
+		v = bpf_map_lookup_elem(&agg, &k);
+		if (!v) {
+			count(DT_STAT_AGG_LOST);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->bytes, len);
+}
+
 static __always_inline bool ifname_matches(struct net_device *dev)
 {
 	char name[16] = {};
@@ -99,6 +179,11 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 	if (cfg.mark_on && (mark & cfg.mark_mask) != cfg.mark)
 		return 0;
+
+	if (cfg.aggregate) {
+		aggregate(skb, dev, location, reason, netns, ifindex);
+		return 0;
+	}
 
 	struct dt_event *e;
 	if (cfg.want_stack)

@@ -16,7 +16,9 @@
 /* stats map slots (per-CPU counters) */
 #define DT_STAT_EMITTED 0 /* events written to the ring buffer */
 #define DT_STAT_LOST 1    /* ring buffer full: event dropped, counted */
-#define DT_STAT_NUM 2
+#define DT_STAT_AGG_FOLDED 2 /* top: aggregation map full, flow folded into a flow-less key */
+#define DT_STAT_AGG_LOST 3   /* top: not even the flow-less key fitted */
+#define DT_STAT_NUM 4
 
 /* reason filter modes */
 #define DT_REASONS_ALL 0
@@ -54,6 +56,28 @@ struct dt_event_stack {
 	__u64 stack[DT_STACK_MAX];
 };
 
+/* `droptrace top`: drops counted in the kernel, per key. */
+struct dt_agg_key {
+	__u64 location;
+	__u32 reason;
+	__u32 netns;
+	__u32 ifindex;
+	__u16 l3proto;    /* ethertype, host order */
+	__u8 l4proto;     /* IP protocol, 0 unknown */
+	__u8 has_flow;    /* addresses and ports below are set */
+	__u8 saddr[16];   /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 _pad;
+};
+
+struct dt_agg_val {
+	__u64 count;
+	__u64 bytes;
+	char ifname[16];
+};
+
 /* Set by user space in .rodata before load; the verifier sees constants. */
 struct dt_config {
 	__u32 has_reason;       /* the hook carries a reason argument/field */
@@ -76,6 +100,8 @@ struct dt_config {
 	__u32 ifname_on;        /* match skb->dev->name against ifname */
 	char ifname[16];
 	__u32 tp_off_protocol;  /* classic tracepoint: offset of protocol */
+	__u32 aggregate;        /* top: count in agg instead of emitting events */
+	__u32 agg_flows;        /* top: include addresses and ports in the key */
 };
 
 #endif

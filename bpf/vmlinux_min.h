@@ -36,6 +36,7 @@ enum bpf_map_type {
 
 enum {
 	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
 	BPF_F_CURRENT_CPU = 0xffffffffULL,
 };
 

@@ -33,6 +33,7 @@ Subcommands:
                      drops and show how droptrace reports them
   droptrace doctor   what this host supports, and which hook and features
                      droptrace will use (also: droptrace --check)
+  droptrace top      a live view of drops counted in the kernel
   droptrace record   record drops to pcapng or JSON lines (-w FILE)
   droptrace report   summarise a recording
 """
@@ -266,6 +267,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from . import lab
 
             return lab.main(argv[1:])
+        if argv and argv[0] == "top":
+            from . import top
+
+            return top.main(argv[1:])
         if argv and argv[0] == "record":
             return run_record(argv[1:])
         if argv and argv[0] == "report":

@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from .errors import DroptraceError
 
@@ -85,6 +85,7 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map__set_max_entries", i, vp, ctypes.c_uint32)
     _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
     _sig("bpf_map_lookup_elem", i, i, vp, vp)
+    _sig("bpf_map_get_next_key", i, i, vp, vp)
     _sig("ring_buffer__new", vp, i, _sample_fn_t, vp, vp)
     _sig("ring_buffer__poll", i, vp, i)
     _sig("ring_buffer__consume", i, vp)
@@ -162,6 +163,20 @@ class Map:
                 return None
             raise BpfError(f"reading map {self.name}", err)
         return v.raw
+
+
+    def items(self, key_size: int, value_size: int) -> Iterator[Tuple[bytes, bytes]]:
+        """Every (key, value) of a hash map; entries added meanwhile may be missed."""
+        fd, lb = self.fd, lib()
+        key = ctypes.create_string_buffer(key_size)
+        nxt = ctypes.create_string_buffer(key_size)
+        val = ctypes.create_string_buffer(value_size)
+        prev = None
+        while lb.bpf_map_get_next_key(fd, prev, nxt) == 0:
+            ctypes.memmove(key, nxt, key_size)
+            if lb.bpf_map_lookup_elem(fd, key, val) == 0:
+                yield key.raw, val.raw
+            prev = key
 
 
 class Program:

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 from . import btf as btfmod
 from . import libbpf, reasons, tracefs
 from .errors import DroptraceError
-from .event import CONFIG, RAW, SNAP_MAX, STACK, Converter, Event
+from .event import AGG_KEY, AGG_VAL, CONFIG, RAW, SNAP_MAX, STACK, Converter, Event
 from .kallsyms import Kallsyms
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
@@ -27,7 +27,7 @@ OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
 NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
                 "and namespace cannot be read; showing reason, location, protocol and task")
 REASONS_ALL, REASONS_ONLY, REASONS_EXCEPT = 0, 1, 2
-STAT_EMITTED, STAT_LOST = 0, 1
+STAT_EMITTED, STAT_LOST, STAT_AGG_FOLDED, STAT_AGG_LOST = 0, 1, 2, 3
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
@@ -46,6 +46,7 @@ class Options:
     mark: Optional[Tuple[int, int]] = None  # (value, mask)
     ringbuf_bytes: int = 16 << 20
     verbose: bool = False
+    aggregate: bool = False  # top: count in the kernel instead of streaming events
 
 
 def object_path(name: str = OBJECT) -> str:
@@ -96,6 +97,8 @@ class Tracer:
         check_privileges()
         if self.opts.hook and self.opts.hook not in HOOKS:
             raise DroptraceError(f"unknown hook {self.opts.hook!r}; choose one of {', '.join(HOOKS)}")
+        if self.opts.aggregate and not self.btf:
+            raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
             kbtf = btfmod.read(BTF_PATH)
             self.has_reason = "skb_drop_reason" in kbtf.enums
@@ -175,7 +178,7 @@ class Tracer:
         return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_MAX)),
                            skip[0], skip[1], mode, o.netns, 0, o.pid, mark_on, mark & mask, mask,
                            off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname,
-                           off_proto)
+                           off_proto, int(o.aggregate), int(o.aggregate))
 
     def _try_hook(self, path: str, hook: str) -> None:
         if hook == "tracepoint":
@@ -218,14 +221,26 @@ class Tracer:
 
     def counters(self) -> Tuple[int, int]:
         """(emitted, lost) summed over CPUs, as counted in the kernel."""
+        return self.stat(STAT_EMITTED), self.stat(STAT_LOST)
+
+    def stat(self, slot: int) -> int:
+        """One per-CPU counter of the stats map, summed over CPUs."""
         if self._stats_map is None:
-            return 0, 0
+            return 0
         ncpu = libbpf.num_possible_cpus()
+        raw = self._stats_map.lookup(slot.to_bytes(4, "little"), 8 * ncpu) or b""
+        return sum(int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8))
+
+    def aggregates(self) -> List[Tuple[tuple, int, int, str]]:
+        """top: (key fields, count, bytes, ifname) for every key counted in the kernel."""
+        if self._obj is None:
+            return []
         out = []
-        for slot in (STAT_EMITTED, STAT_LOST):
-            raw = self._stats_map.lookup(slot.to_bytes(4, "little"), 8 * ncpu) or b""
-            out.append(sum(int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)))
-        return out[0], out[1]
+        for k, v in self._obj.map("agg").items(AGG_KEY.size, AGG_VAL.size):
+            count, nbytes, ifname = AGG_VAL.unpack(v)
+            out.append((AGG_KEY.unpack(k), count, nbytes,
+                        ifname.split(b"\0", 1)[0].decode(errors="replace")))
+        return out
 
     def epoll_fd(self) -> int:
         return self._rb.epoll_fd()
