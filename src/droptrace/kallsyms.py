@@ -1,20 +1,56 @@
 """Kernel addresses to `func+0xoff`, from /proc/kallsyms.
 
-Loaded once (and only when the first address needs a name); lookups are a
-bisect plus a cache, since a drop storm repeats the same few locations.
+Loaded once and reloaded when needed: a module loaded after droptrace started
+(nf_tables is often loaded by the first nft command) has no symbols in the
+first snapshot, and its addresses would otherwise be named after whatever
+module lies below them. /proc/modules tells which module an address is in;
+a mismatch triggers a reload (at most once a second). Lookups are a bisect
+plus a cache, since a drop storm repeats the same few locations.
 """
 from __future__ import annotations
 
 import bisect
-from typing import Dict, Iterable, List, Optional, Tuple
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-PATH = "/proc/kallsyms"
+KALLSYMS, MODULES = "/proc/kallsyms", "/proc/modules"
 _TEXT = frozenset(b"tTwW")
 
 
+def _read_lines(path: str) -> List[bytes]:
+    try:
+        with open(path, "rb") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def parse_modules(lines: Iterable[bytes]) -> List[Tuple[int, int, str]]:
+    """(start, end, name) of each loaded module with a known address."""
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6:
+            continue
+        try:
+            start, size = int(parts[5], 16), int(parts[1])
+        except ValueError:
+            continue
+        if start:
+            out.append((start, start + size, parts[0].decode(errors="replace")))
+    out.sort()
+    return out
+
+
 class Kallsyms:
-    def __init__(self, lines: Iterable[bytes]) -> None:
-        syms: List[Tuple[int, str]] = []
+    def __init__(self, lines: Iterable[bytes], modules: Iterable[bytes] = (),
+                 reload: Optional[Callable[[], Tuple[Iterable[bytes], Iterable[bytes]]]] = None) -> None:
+        self._reload = reload
+        self._last_reload = 0.0
+        self._load(lines, modules)
+
+    def _load(self, lines: Iterable[bytes], modules: Iterable[bytes]) -> None:
+        syms: List[Tuple[int, str, str]] = []
         for line in lines:
             parts = line.split()
             if len(parts) < 3 or parts[1][0] not in _TEXT:
@@ -23,47 +59,64 @@ class Kallsyms:
                 addr = int(parts[0], 16)
             except ValueError:
                 continue
-            name = parts[2].decode(errors="replace")
-            if len(parts) > 3:
-                name += " " + parts[3].decode(errors="replace")
-            syms.append((addr, name))
+            mod = parts[3].decode(errors="replace").strip("[]") if len(parts) > 3 else ""
+            syms.append((addr, parts[2].decode(errors="replace"), mod))
         syms.sort()
-        self._addrs = [a for a, _ in syms]
-        self._names = [n for _, n in syms]
+        self._addrs = [a for a, _, _ in syms]
+        self._names = [n for _, n, _ in syms]
+        self._mods = [m for _, _, m in syms]
+        self._modules = parse_modules(modules)
+        self._mod_starts = [s for s, _, _ in self._modules]
         self._cache: Dict[int, str] = {}
         # With kptr_restrict, addresses read as zero: nothing can be named.
         self.usable = bool(self._addrs) and self._addrs[-1] != 0
 
     @classmethod
-    def load(cls, path: str = PATH) -> "Kallsyms":
-        try:
-            with open(path, "rb") as f:
-                return cls(f.read().splitlines())
-        except OSError:
-            return cls([])
+    def load(cls) -> "Kallsyms":
+        def read() -> Tuple[List[bytes], List[bytes]]:
+            return _read_lines(KALLSYMS), _read_lines(MODULES)
+        return cls(*read(), reload=read)
 
-    def lookup(self, addr: int) -> Optional[Tuple[str, int]]:
-        """(symbol, offset) of the text symbol containing addr, or None."""
+    def module_of(self, addr: int) -> Optional[str]:
+        i = bisect.bisect_right(self._mod_starts, addr) - 1
+        if i >= 0 and addr < self._modules[i][1]:
+            return self._modules[i][2]
+        return None
+
+    def lookup(self, addr: int) -> Optional[Tuple[str, int, str]]:
+        """(symbol, offset, module) of the text symbol containing addr, or None."""
         if not self.usable or addr == 0:
             return None
         i = bisect.bisect_right(self._addrs, addr) - 1
         if i < 0:
             return None
-        return self._names[i], addr - self._addrs[i]
+        return self._names[i], addr - self._addrs[i], self._mods[i]
+
+    def _consistent(self, addr: int, hit: Optional[Tuple[str, int, str]]) -> bool:
+        """False when the symbol found is not in the module the address lies in."""
+        if not self._modules:
+            return True
+        mod = self.module_of(addr)
+        if mod is None:
+            return hit is not None and not hit[2]  # core kernel text
+        return hit is not None and hit[2] == mod
 
     def symbolize(self, addr: int) -> str:
         """`func+0xoff` (with ` [module]` for module code), or the hex address."""
         s = self._cache.get(addr)
-        if s is None:
+        if s is not None:
+            return s
+        hit = self.lookup(addr)
+        if not self._consistent(addr, hit) and self._reload is not None \
+                and time.monotonic() - self._last_reload > 1.0:
+            self._last_reload = time.monotonic()
+            self._load(*self._reload())
             hit = self.lookup(addr)
-            if hit is None:
-                s = f"0x{addr:x}"
-            else:
-                name, off = hit
-                mod = ""
-                if " " in name:
-                    name, mod = name.split(" ", 1)
-                    mod = " " + mod
-                s = f"{name}+0x{off:x}{mod}"
-            self._cache[addr] = s
+        if hit is None or not self._consistent(addr, hit):
+            mod = self.module_of(addr)
+            s = f"0x{addr:x}" + (f" [{mod}]" if mod else "")
+        else:
+            name, off, mod = hit
+            s = f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "")
+        self._cache[addr] = s
         return s

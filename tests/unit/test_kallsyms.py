@@ -28,6 +28,33 @@ def test_below_every_symbol_and_restricted_addresses_are_hex():
     assert restricted.symbolize(0xFFFFFFFF810002A4) == "0xffffffff810002a4"
 
 
+def test_a_module_loaded_later_is_found_by_reloading():
+    core = [b"ffffffff81000000 T _stext", b"ffffffff81000100 t tcp_v4_rcv",
+            b"ffffffffc0001000 t kvm_run\t[kvm]"]
+    mods_then = [b"kvm 4096 0 - Live 0xffffffffc0001000"]
+    later = core + [b"ffffffffc0a00000 t nft_do_chain\t[nf_tables]"]
+    mods_now = mods_then + [b"nf_tables 8192 0 - Live 0xffffffffc0a00000"]
+    reloads = []
+
+    def reload():
+        reloads.append(1)
+        return later, mods_now
+
+    k = Kallsyms(core, mods_then, reload=reload)
+    assert k.symbolize(0xFFFFFFFFC0A00010) == "nft_do_chain+0x10 [nf_tables]"
+    assert len(reloads) == 1
+    assert k.symbolize(0xFFFFFFFF81000110) == "tcp_v4_rcv+0x10"
+    assert k.symbolize(0xFFFFFFFFC0001008) == "kvm_run+0x8 [kvm]"
+    assert len(reloads) == 1
+
+
+def test_module_address_without_symbols_is_not_misnamed():
+    k = Kallsyms([b"ffffffffc0001000 t kvm_run\t[kvm]"],
+                 [b"kvm 4096 0 - Live 0xffffffffc0001000",
+                  b"nf_tables 8192 0 - Live 0xffffffffc0a00000"])
+    assert k.symbolize(0xFFFFFFFFC0A00010) == "0xffffffffc0a00010 [nf_tables]"
+
+
 @given(st.integers(0, 2**64 - 1))
 def test_symbolize_is_total(addr):
     assert isinstance(Kallsyms(LINES).symbolize(addr), str)
