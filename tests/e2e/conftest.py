@@ -51,7 +51,8 @@ class Droptrace:
         self.seen: List[Dict] = []
         self.json = json_events
         self._ready = threading.Event()
-        threading.Thread(target=self._read_out, daemon=True).start()
+        self._out_thread = threading.Thread(target=self._read_out, daemon=True)
+        self._out_thread.start()
         self._err_thread = threading.Thread(target=self._read_err, daemon=True)
         self._err_thread.start()
 
@@ -98,13 +99,13 @@ class Droptrace:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
-        self._err_thread.join(5)
-        return rc
+        return self.wait(timeout)
 
     def wait(self, timeout: float = 30) -> int:
+        """Wait for exit, and for both output readers to reach end of file."""
         rc = self.proc.wait(timeout)
-        self._err_thread.join(5)
+        self._out_thread.join(10)
+        self._err_thread.join(10)
         return rc
 
     def __enter__(self) -> "Droptrace":
