@@ -141,6 +141,178 @@ static __always_inline void aggregate(struct sk_buff *skb, struct net_device *de
 	__sync_fetch_and_add(&v->bytes, len);
 }
 
+/* -- tcpdump filters: libpcap's classic BPF, interpreted here -------------
+ * The expression is compiled in user space by libpcap (twice: for Ethernet
+ * frames and for captures that start at the IP header) and loaded into
+ * filter_insns. Each drop's headers are copied into a per-CPU scratch event
+ * and the program runs over them with bpf_loop, one instruction a step. A
+ * drop the filter rejects goes no further: no ring buffer, no count. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * DT_FILTER_MAX);
+	__type(key, __u32);
+	__type(value, struct dt_insn);
+} filter_insns SEC(".maps");
+
+struct dt_vm {
+	__u32 A, X, pc, ret, len, base, start, stop;
+	__u32 M[16];
+	struct dt_event ev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_vm);
+} scratch SEC(".maps");
+
+static __always_inline bool vm_load(struct dt_vm *vm, __u32 off, __u32 size, __u32 *val)
+{
+	__u32 i = vm->start + off;
+
+	if (off >= DT_SNAP_MAX || i + size > vm->ev.cap_len || i + size > DT_SNAP_MAX)
+		return false;
+	if (size == 1) {
+		*val = vm->ev.data[i & (DT_SNAP_MAX - 1)];
+	} else if (size == 2) {
+		*val = ((__u32)vm->ev.data[i & (DT_SNAP_MAX - 1)] << 8) |
+		       vm->ev.data[(i + 1) & (DT_SNAP_MAX - 1)];
+	} else {
+		*val = ((__u32)vm->ev.data[i & (DT_SNAP_MAX - 1)] << 24) |
+		       ((__u32)vm->ev.data[(i + 1) & (DT_SNAP_MAX - 1)] << 16) |
+		       ((__u32)vm->ev.data[(i + 2) & (DT_SNAP_MAX - 1)] << 8) |
+		       vm->ev.data[(i + 3) & (DT_SNAP_MAX - 1)];
+	}
+	return true;
+}
+
+static int vm_step(__u32 index, void *unused)
+{
+	__u32 zero = 0;
+	struct dt_vm *vm = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!vm)
+		return 1;
+	__u32 idx = vm->base + vm->pc;
+	struct dt_insn *in = bpf_map_lookup_elem(&filter_insns, &idx);
+	if (!in || vm->pc >= DT_FILTER_MAX) {
+		vm->ret = 0;
+		return 1;
+	}
+	__u16 code = in->code;
+	__u32 k = in->k, src = (code & 0x08) ? vm->X : k, val = 0;
+	vm->pc++;
+
+	switch (code & 0x07) {
+	case 0x00: /* LD */
+	case 0x01: { /* LDX */
+		__u32 mode = code & 0xe0, size = (code & 0x18) == 0x00 ? 4 : (code & 0x18) == 0x08 ? 2 : 1;
+		if (mode == 0x00) {
+			val = k;
+		} else if (mode == 0x80) {
+			val = vm->len;
+		} else if (mode == 0x60) {
+			val = vm->M[k & 15];
+		} else if (mode == 0x20 || mode == 0x40 || mode == 0xa0) {
+			if (!vm_load(vm, k + (mode == 0x40 ? vm->X : 0), size, &val)) {
+				vm->ret = 0; /* out of the captured bytes: no match */
+				return 1;
+			}
+			if (mode == 0xa0)
+				val = (val & 0xf) << 2;
+		}
+		if ((code & 0x07) == 0x00)
+			vm->A = val;
+		else
+			vm->X = val;
+		break;
+	}
+	case 0x02: /* ST */
+		vm->M[k & 15] = vm->A;
+		break;
+	case 0x03: /* STX */
+		vm->M[k & 15] = vm->X;
+		break;
+	case 0x04: /* ALU */
+		switch (code & 0xf0) {
+		case 0x00: vm->A += src; break;
+		case 0x10: vm->A -= src; break;
+		case 0x20: vm->A *= src; break;
+		case 0x30:
+			if (!src) { vm->ret = 0; return 1; }
+			vm->A /= src;
+			break;
+		case 0x40: vm->A |= src; break;
+		case 0x50: vm->A &= src; break;
+		case 0x60: vm->A = src < 32 ? vm->A << src : 0; break;
+		case 0x70: vm->A = src < 32 ? vm->A >> src : 0; break;
+		case 0x80: vm->A = -vm->A; break;
+		case 0x90:
+			if (!src) { vm->ret = 0; return 1; }
+			vm->A %= src;
+			break;
+		case 0xa0: vm->A ^= src; break;
+		}
+		break;
+	case 0x05: { /* JMP */
+		bool taken;
+		switch (code & 0xf0) {
+		case 0x00: vm->pc += k; return 0;
+		case 0x10: taken = vm->A == src; break;
+		case 0x20: taken = vm->A > src; break;
+		case 0x30: taken = vm->A >= src; break;
+		case 0x40: taken = (vm->A & src) != 0; break;
+		default: vm->ret = 0; return 1;
+		}
+		vm->pc += taken ? in->jt : in->jf;
+		break;
+	}
+	case 0x06: /* RET */
+		vm->ret = (code & 0x18) == 0x10 ? vm->A : (code & 0x18) == 0x08 ? vm->X : k;
+		vm->stop = 1;
+		return 1;
+	case 0x07: /* MISC */
+		if (code & 0x80)
+			vm->A = vm->X; /* TXA */
+		else
+			vm->X = vm->A; /* TAX */
+		break;
+	}
+	return 0;
+}
+
+/* true when the loaded filter accepts this skb */
+static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev)
+{
+	__u32 zero = 0;
+	struct dt_vm *vm = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!vm)
+		return false;
+	copy_headers(&vm->ev, skb);
+	__u16 type = dev ? BPF_CORE_READ(dev, type) : 0xffff;
+	__u16 mac = vm->ev.mac_off, net = vm->ev.net_off;
+	__u32 n;
+	if (mac != DT_OFF_UNSET && (type == 1 || type == 772) &&
+	    (net == DT_OFF_UNSET || net >= mac + 14)) {
+		vm->base = 0;
+		vm->start = mac;
+		n = cfg.filter_eth_len;
+	} else if (net != DT_OFF_UNSET) {
+		vm->base = DT_FILTER_MAX;
+		vm->start = net;
+		n = cfg.filter_raw_len;
+	} else {
+		return false;
+	}
+	vm->A = vm->X = vm->pc = vm->ret = vm->stop = 0;
+	__builtin_memset(vm->M, 0, sizeof(vm->M));
+	vm->len = BPF_CORE_READ(skb, len) + vm->ev.data_off - vm->start;
+	bpf_loop(n > DT_FILTER_MAX ? DT_FILTER_MAX : n, vm_step, NULL, 0);
+	return vm->stop && vm->ret;
+}
+
 static __always_inline bool ifname_matches(struct net_device *dev)
 {
 	char name[16] = {};
@@ -178,6 +350,8 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	if (!pid_wanted(pid_tgid))
 		return 0;
 	if (cfg.mark_on && (mark & cfg.mark_mask) != cfg.mark)
+		return 0;
+	if (cfg.filter_on && !filter_accepts(skb, dev))
 		return 0;
 
 	if (cfg.aggregate) {

@@ -102,6 +102,19 @@ struct dt_config {
 	__u32 tp_off_protocol;  /* classic tracepoint: offset of protocol */
 	__u32 aggregate;        /* top: count in agg instead of emitting events */
 	__u32 agg_flows;        /* top: include addresses and ports in the key */
+	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */
+	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
+	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
+};
+
+#define DT_FILTER_MAX 256
+
+/* One classic BPF instruction, as libpcap emits it (struct bpf_insn). */
+struct dt_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
 };
 
 #endif

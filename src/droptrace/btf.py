@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 MAGIC = 0xEB9F
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
@@ -31,8 +31,13 @@ class BTF:
     str_len: int = 0  # size of this file's string section (base for split BTF)
 
 
-def parse(data: bytes, base: Optional[BTF] = None) -> BTF:
-    """Parse raw BTF bytes. For module BTF pass the vmlinux BTF as base."""
+def parse(data: bytes, base: Optional[BTF] = None,
+          enums: Optional[Callable[[str], bool]] = None) -> BTF:
+    """Parse raw BTF bytes. For module BTF pass the vmlinux BTF as base.
+
+    `enums`, if given, chooses which enums to keep by name (the kernel has
+    thousands; droptrace needs two), and struct sizes are then skipped too.
+    """
     if len(data) < 24:
         raise BTFError("BTF too short")
     magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
@@ -67,7 +72,7 @@ def parse(data: bytes, base: Optional[BTF] = None) -> BTF:
         nxt = pos + fixed + per * vlen
         if nxt > end:
             raise BTFError("truncated BTF type")
-        if kind in (KIND_ENUM, KIND_ENUM64) and name_off:
+        if kind in (KIND_ENUM, KIND_ENUM64) and name_off and (enums is None or enums(name(name_off))):
             signed = bool(info >> 31)
             members: Dict[str, int] = {}
             for i in range(vlen):
@@ -78,12 +83,13 @@ def parse(data: bytes, base: Optional[BTF] = None) -> BTF:
                     val = (hi << 32) | lo
                 members[name(m_off)] = val
             out.enums.setdefault(name(name_off), members)
-        elif kind in (KIND_STRUCT, KIND_UNION) and name_off:
+        elif kind in (KIND_STRUCT, KIND_UNION) and name_off and enums is None:
             out.struct_sizes.setdefault(name(name_off), size)
         pos = nxt
     return out
 
 
-def read(path: str, base: Optional[BTF] = None) -> BTF:
+def read(path: str, base: Optional[BTF] = None,
+         enums: Optional[Callable[[str], bool]] = None) -> BTF:
     with open(path, "rb") as f:
-        return parse(f.read(), base)
+        return parse(f.read(), base, enums)

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from . import __version__, libbpf, netns
 from .errors import DroptraceError
 from .event import SNAP_MAX
-from .output import JsonWriter, TextWriter
+from .output import RawJsonWriter, TextWriter
 from .recording import FORMATS, FileSink, format_for
 from .tracer import HOOKS, Options, Tracer
 
@@ -82,6 +82,9 @@ def reason_list(text: str) -> List[str]:
 
 def add_trace_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every mode that traces."""
+    p.add_argument("expression", nargs="*", metavar="EXPRESSION",
+                   help="a tcpdump filter expression, e.g. 'udp port 53 and host 10.1.2.3' "
+                   "(compiled by libpcap, evaluated in the kernel on the dropped packet's headers)")
     f = p.add_argument_group("filters (applied in the kernel)")
     f.add_argument("--reason", type=reason_list, action="extend", default=[], metavar="NAME[,NAME]",
                    help="only these drop reasons (names of the running kernel, e.g. NO_SOCKET)")
@@ -121,7 +124,7 @@ def options(args: argparse.Namespace) -> Options:
                    exclude_reasons=args.exclude_reason,
                    netns=netns.inode(args.netns) if args.netns else 0,
                    interface=args.interface, pid=args.pid or 0, mark=args.mark,
-                   verbose=args.verbose)
+                   verbose=args.verbose, filter=" ".join(args.expression) or None)
 
 
 def eprint(*parts: object) -> None:
@@ -171,6 +174,9 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             eprint(f"Tracing packet drops via {tracer.hook} ({what}). Ctrl-C to end.")
             deadline = time.monotonic() + duration if duration else None
+            raw = hasattr(sink, "write_raw")
+            poll = tracer.poll_raw if raw else tracer.poll
+            write = sink.write_raw if raw else sink.write
             while count is None or shown < count:
                 wait = 100
                 if deadline is not None:
@@ -178,10 +184,10 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
                     if left <= 0:
                         break
                     wait = max(1, min(wait, int(left * 1000)))
-                events = tracer.poll(wait)
+                events = poll(wait)
                 if count is not None:
                     events = events[: count - shown]
-                sink.write(events)
+                write(events)
                 shown += len(events)
         except KeyboardInterrupt:
             pass
@@ -190,11 +196,12 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
             if started:
                 with contextlib.suppress(KeyboardInterrupt):
                     tracer.detach()
-                    rest = tracer.drain()
+                    raw = hasattr(sink, "write_raw")
+                    rest = tracer.drain_raw() if raw else tracer.drain()
                     if count is not None:
                         rest = rest[: max(0, count - shown)]
                     try:
-                        sink.write(rest)
+                        (sink.write_raw if raw else sink.write)(rest)
                         shown += len(rest)
                     finally:
                         _, lost = tracer.counters()
@@ -212,7 +219,7 @@ def run_stream(args: argparse.Namespace) -> int:
     if args.list_reasons:
         return list_reasons()
     tracer = Tracer(options(args))
-    sink = (JsonWriter(sys.stdout.buffer, args.stack) if args.json
+    sink = (RawJsonWriter(sys.stdout.buffer, lambda: tracer.converter) if args.json
             else TextWriter(sys.stdout, args.stack))
     shown, lost = trace_loop(tracer, sink, args.count, args.duration)
     if tracer.hook:
@@ -286,10 +293,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run_stream(build_parser().parse_args(argv))
     except DroptraceError as e:
         eprint(f"droptrace: error: {e}")
+        rc = e.exit_code
         log = getattr(e, "log", "") or (libbpf.log_tail() if verbose else "")
         if verbose and log:
             eprint(log.rstrip())
-        return 1
+        return rc
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -35,7 +35,7 @@ def checks() -> Tuple[List[Check], List[str]]:
     def kernel_btf() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError(f"{BTF_PATH} missing: {NOBTF_LIMITS}")
-        data = btfmod.read(BTF_PATH)
+        data = btfmod.read(BTF_PATH, enums=reasons.core_enums)
         n = len(data.enums.get("skb_drop_reason", {}))
         return f"{BTF_PATH} (enum skb_drop_reason: {n} members)" if n else \
             f"{BTF_PATH} (no enum skb_drop_reason: kernel < 5.17, locations only)"

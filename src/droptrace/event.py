@@ -6,11 +6,19 @@ keys of the JSON schema; Event.to_dict() is the --json object.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from .decode import decode
+
+try:
+    from orjson import dumps as _dumps
+except ImportError:  # pragma: no cover
+    import json as _json
+
+    def _dumps(obj: Any) -> bytes:
+        return _json.dumps(obj, separators=(",", ":")).encode()
 
 SNAP_MAX = 256
 STACK_MAX = 32
@@ -19,7 +27,8 @@ STACK = struct.Struct(f"<{STACK_MAX}Q")
 F_HAS_REASON, F_NO_SKB = 1, 2
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
-CONFIG = struct.Struct("<17I16sIII")  # struct dt_config
+CONFIG = struct.Struct("<17I16s6I")  # struct dt_config
+INSN = struct.Struct("<HBBI")  # struct dt_insn
 AGG_KEY = struct.Struct("<QIIIHBB16s16sHHI")  # struct dt_agg_key
 AGG_VAL = struct.Struct("<QQ16s")  # struct dt_agg_val
 
@@ -65,11 +74,9 @@ class Event:
         return cls(**kw, **extra)
 
     def to_dict(self, with_stack: bool = False) -> Dict[str, Any]:
-        d = asdict(self)
-        for k in ("packet", "link_ethernet", "ts_ns", "wire_len"):
-            del d[k]
-        if not with_stack:
-            del d["stack"]
+        d = {k: getattr(self, k) for k in SCHEMA_KEYS}
+        if with_stack:
+            d["stack"] = self.stack
         return d
 
 
@@ -79,7 +86,16 @@ SCHEMA_KEYS = ("time", "reason", "reason_code", "location", "l3", "l4", "saddr",
 
 
 class Converter:
-    """Turns raw ring-buffer records into Events for one tracing session."""
+    """Turns raw ring-buffer records into Events (or straight into JSON lines).
+
+    A drop storm repeats itself: the same location, reason, interface and flow,
+    packet after packet. What is decoded from those is cached, keyed by the
+    record's constant parts and the packet bytes minus the IPv4 ID and header
+    checksum (which change per packet but do not change what is decoded), so a
+    storm costs an unpack and a format per event.
+    """
+
+    CACHE_MAX = 8192
 
     def __init__(self, reason_name: Callable[[int], str], symbolize: Callable[[int], str],
                  mono_to_wall_ns: int, with_stack: bool = False) -> None:
@@ -87,38 +103,113 @@ class Converter:
         self.symbolize = symbolize
         self.offset_ns = mono_to_wall_ns
         self.with_stack = with_stack
+        self._static: Dict[tuple, tuple] = {}
+        self._comms: Dict[bytes, tuple] = {}
+        self._stacks: Dict[bytes, tuple] = {}
+        self._sec = -1
+        self._sec_prefix = ""
+        self._tz = ""
 
-    def convert(self, raw: bytes) -> Event:
-        (ts, location, reason, pid, tid, cpu, length, mark, ifindex, netns, protocol, mac_off,
-         net_off, cap_len, dev_type, stack_len, data_off, _pad, flags, _reserved, comm, ifname,
-         data) = RAW.unpack_from(raw)
+    # -- shared pieces ---------------------------------------------------
+    def time_iso(self, wall_ns: int) -> str:
+        """ISO-8601, microseconds, local offset; the date part is cached per second."""
+        sec, rest = divmod(wall_ns, 1_000_000_000)
+        if sec != self._sec:
+            t = time.localtime(sec)
+            z = time.strftime("%z", t)
+            self._tz = f"{z[:3]}:{z[3:]}" if len(z) == 5 else "+00:00"
+            self._sec_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+            self._sec = sec
+        return f"{self._sec_prefix}.{rest // 1000:06d}{self._tz}"
+
+    def _static_for(self, fields: tuple, data: bytes) -> tuple:
+        (_ts, location, reason, _pid, _tid, _cpu, _length, mark, ifindex, netns, protocol, mac_off,
+         net_off, cap_len, dev_type, _stack_len, _data_off, _pad, flags, _reserved, _comm, ifname,
+         _data) = fields
         captured = data[:min(cap_len, SNAP_MAX)]
+        masked = captured
+        if net_off < len(captured) - 12 and captured[net_off] >> 4 == 4:
+            masked = captured[:net_off + 4] + captured[net_off + 6:net_off + 10] + captured[net_off + 12:]
+        key = (location, reason, flags, mark, ifindex, netns, protocol, mac_off, net_off, dev_type,
+               ifname, masked)
+        hit = self._static.get(key)
+        if hit is not None:
+            return hit
         pkt = decode(captured, mac_off, net_off, protocol, dev_type)
         has_reason = bool(flags & F_HAS_REASON)
         skb = not flags & F_NO_SKB
-        stack = None
-        if self.with_stack:
-            stack = []
-            if len(raw) >= RAW.size + STACK.size:
-                frames = STACK.unpack_from(raw, RAW.size)[: min(stack_len, STACK.size) // 8]
-                stack = trim_stack([self.symbolize(a) for a in frames if a])
-        wall = (ts + self.offset_ns) / 1e9
+        static = {
+            "reason": self.reason_name(reason) if has_reason else None,
+            "reason_code": reason if has_reason else None,
+            "location": self.symbolize(location),
+            "l3": pkt.l3, "l4": pkt.l4, "saddr": pkt.saddr, "daddr": pkt.daddr, "sport": pkt.sport,
+            "dport": pkt.dport, "tcp_flags": pkt.tcp_flags, "icmp_type": pkt.icmp_type,
+            "icmp_code": pkt.icmp_code, "mark": mark if skb else None,
+            "ifindex": ifindex or None,
+            "ifname": ifname.split(b"\0", 1)[0].decode(errors="replace") or None,
+            "netns": netns or None,
+        }
+        part_a = _dumps({k: static[k] for k in _PART_A})[1:-1]
+        part_b = _dumps({k: static[k] for k in _PART_B})[1:-1]
         ethernet = mac_off == 0 and dev_type in (1, 772) and len(captured) >= 14
-        return Event(
-            time=datetime.fromtimestamp(wall, timezone.utc).astimezone().isoformat(timespec="microseconds"),
-            reason=self.reason_name(reason) if has_reason else None,
-            reason_code=reason if has_reason else None,
-            location=self.symbolize(location),
-            l3=pkt.l3, l4=pkt.l4, saddr=pkt.saddr, daddr=pkt.daddr, sport=pkt.sport,
-            dport=pkt.dport, tcp_flags=pkt.tcp_flags, icmp_type=pkt.icmp_type,
-            icmp_code=pkt.icmp_code, len=length if skb else None, mark=mark if skb else None,
-            ifindex=ifindex or None,
-            ifname=ifname.split(b"\0", 1)[0].decode(errors="replace") or None,
-            netns=netns or None, cpu=cpu, pid=pid, tid=tid,
-            comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
-            stack=stack, packet=captured, link_ethernet=ethernet, ts_ns=ts + self.offset_ns,
-            wire_len=max(len(captured), length + data_off if skb else 0),
-        )
+        hit = (static, part_a, part_b, skb, ethernet)
+        if len(self._static) >= self.CACHE_MAX:
+            self._static.clear()
+        self._static[key] = hit
+        return hit
+
+    def _comm(self, comm: bytes) -> tuple:
+        hit = self._comms.get(comm)
+        if hit is None:
+            text = comm.split(b"\0", 1)[0].decode(errors="replace")
+            if len(self._comms) >= self.CACHE_MAX:
+                self._comms.clear()
+            hit = self._comms[comm] = (text, _dumps(text))
+        return hit
+
+    def _stack(self, raw: bytes, stack_len: int) -> tuple:
+        if len(raw) < RAW.size + STACK.size:
+            return [], b"[]"
+        key = raw[RAW.size:RAW.size + min(stack_len, STACK.size)]
+        hit = self._stacks.get(key)
+        if hit is None:
+            frames = STACK.unpack_from(raw, RAW.size)[: min(stack_len, STACK.size) // 8]
+            names = trim_stack([self.symbolize(a) for a in frames if a])
+            if len(self._stacks) >= self.CACHE_MAX:
+                self._stacks.clear()
+            hit = self._stacks[key] = (names, _dumps(names))
+        return hit
+
+    # -- the two outputs ---------------------------------------------------
+    def convert(self, raw: bytes) -> Event:
+        fields = RAW.unpack_from(raw)
+        ts, length, stack_len, data_off = fields[0], fields[6], fields[15], fields[16]
+        data = fields[-1]
+        static, _a, _b, skb, ethernet = self._static_for(fields, data)
+        captured = data[:min(fields[13], SNAP_MAX)]
+        wall = ts + self.offset_ns
+        return Event(time=self.time_iso(wall), len=length if skb else None, cpu=fields[5],
+                     pid=fields[3], tid=fields[4], comm=self._comm(fields[20])[0],
+                     stack=list(self._stack(raw, stack_len)[0]) if self.with_stack else None,
+                     packet=captured, link_ethernet=ethernet, ts_ns=wall,
+                     wire_len=max(len(captured), length + data_off if skb else 0), **static)
+
+    def json_line(self, raw: bytes) -> bytes:
+        """The --json object for a record, without building an Event (the storm path)."""
+        fields = RAW.unpack_from(raw)
+        _static, part_a, part_b, skb, _eth = self._static_for(fields, fields[-1])
+        line = b'{"time":"%s",%s,"len":%s,%s,"cpu":%d,"pid":%d,"tid":%d,"comm":%s' % (
+            self.time_iso(fields[0] + self.offset_ns).encode(), part_a,
+            b"%d" % fields[6] if skb else b"null", part_b, fields[5], fields[3], fields[4],
+            self._comm(fields[20])[1])
+        if self.with_stack:
+            line += b',"stack":' + self._stack(raw, fields[15])[1]
+        return line + b"}"
+
+
+_PART_A = ("reason", "reason_code", "location", "l3", "l4", "saddr", "daddr", "sport", "dport",
+           "tcp_flags", "icmp_type", "icmp_code")
+_PART_B = ("mark", "ifindex", "ifname", "netns")
 
 
 def trim_stack(frames: List[str]) -> List[str]:

@@ -10,19 +10,25 @@ plus a cache, since a drop storm repeats the same few locations.
 from __future__ import annotations
 
 import bisect
+import re
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from array import array
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 KALLSYMS, MODULES = "/proc/kallsyms", "/proc/modules"
-_TEXT = frozenset(b"tTwW")
+_TEXT_LINE = re.compile(rb"^([0-9a-fA-F]+) [tTwW] ", re.M)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _read_lines(path: str) -> List[bytes]:
-    try:
-        with open(path, "rb") as f:
-            return f.read().splitlines()
-    except OSError:
-        return []
+    return _read(path).splitlines()
 
 
 def parse_modules(lines: Iterable[bytes]) -> List[Tuple[int, int, str]]:
@@ -43,38 +49,42 @@ def parse_modules(lines: Iterable[bytes]) -> List[Tuple[int, int, str]]:
 
 
 class Kallsyms:
-    def __init__(self, lines: Iterable[bytes], modules: Iterable[bytes] = (),
-                 reload: Optional[Callable[[], Tuple[Iterable[bytes], Iterable[bytes]]]] = None) -> None:
+    def __init__(self, lines: Union[bytes, Iterable[bytes]], modules: Iterable[bytes] = (),
+                 reload: Optional[Callable[[], Tuple[bytes, Iterable[bytes]]]] = None) -> None:
         self._reload = reload
         self._last_reload = 0.0
         self._load(lines, modules)
 
     def _load(self, lines: Iterable[bytes], modules: Iterable[bytes]) -> None:
-        syms: List[Tuple[int, str, str]] = []
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 3 or parts[1][0] not in _TEXT:
-                continue
-            try:
-                addr = int(parts[0], 16)
-            except ValueError:
-                continue
-            mod = parts[3].decode(errors="replace").strip("[]") if len(parts) > 3 else ""
-            syms.append((addr, parts[2].decode(errors="replace"), mod))
-        syms.sort()
-        self._addrs = [a for a, _, _ in syms]
-        self._names = [n for _, n, _ in syms]
-        self._mods = [m for _, _, m in syms]
+        # Compact: addresses and line offsets in arrays, names read from the
+        # text on demand (a few MB instead of tens of MB of Python objects).
+        blob = lines if isinstance(lines, bytes) else b"\n".join(lines) + b"\n"
+        addrs, offs = array("Q"), array("L")
+        for m in _TEXT_LINE.finditer(blob):
+            addrs.append(int(m.group(1), 16))
+            offs.append(m.start())
+        if any(addrs[i] > addrs[i + 1] for i in range(len(addrs) - 1)):
+            order = sorted(range(len(addrs)), key=addrs.__getitem__)
+            addrs = array("Q", (addrs[i] for i in order))
+            offs = array("L", (offs[i] for i in order))
+        self._blob, self._addrs, self._offs = blob, addrs, offs
         self._modules = parse_modules(modules)
         self._mod_starts = [s for s, _, _ in self._modules]
         self._cache: Dict[int, str] = {}
         # With kptr_restrict, addresses read as zero: nothing can be named.
-        self.usable = bool(self._addrs) and self._addrs[-1] != 0
+        self.usable = bool(addrs) and addrs[-1] != 0
+
+    def _entry(self, i: int) -> Tuple[str, str]:
+        start = self._offs[i]
+        end = self._blob.find(b"\n", start)
+        parts = self._blob[start:end if end >= 0 else len(self._blob)].split()
+        mod = parts[3].strip(b"[]").decode(errors="replace") if len(parts) > 3 else ""
+        return parts[2].decode(errors="replace"), mod
 
     @classmethod
     def load(cls) -> "Kallsyms":
-        def read() -> Tuple[List[bytes], List[bytes]]:
-            return _read_lines(KALLSYMS), _read_lines(MODULES)
+        def read() -> Tuple[bytes, List[bytes]]:
+            return _read(KALLSYMS), _read_lines(MODULES)
         return cls(*read(), reload=read)
 
     def module_of(self, addr: int) -> Optional[str]:
@@ -90,7 +100,8 @@ class Kallsyms:
         i = bisect.bisect_right(self._addrs, addr) - 1
         if i < 0:
             return None
-        return self._names[i], addr - self._addrs[i], self._mods[i]
+        name, mod = self._entry(i)
+        return name, addr - self._addrs[i], mod
 
     def _consistent(self, addr: int, hit: Optional[Tuple[str, int, str]]) -> bool:
         """False when the symbol found is not in the module the address lies in."""

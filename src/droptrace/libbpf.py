@@ -232,28 +232,42 @@ class Object:
             self._ptr = None
 
 
-class RingBuffer:
-    """libbpf's ring buffer reader; every sample is handed to on_sample as bytes."""
+BATCH_FULL = -4096  # returned by our sample callback to end a batch (not an errno)
 
-    def __init__(self, map_fd: int, on_sample: Callable[[bytes], None]) -> None:
+
+class RingBuffer:
+    """libbpf's ring buffer reader; every sample is handed to on_sample as bytes.
+
+    A poll consumes at most `batch` samples: under a drop storm the producer can
+    outpace us, and libbpf would otherwise keep consuming without returning.
+    """
+
+    def __init__(self, map_fd: int, on_sample: Callable[[bytes], None], batch: int = 8192) -> None:
         string_at = ctypes.string_at
+        self._n = 0
 
         def _cb(_ctx: int, data: int, size: int) -> int:
             on_sample(string_at(data, size))
-            return 0
+            self._n += 1
+            return BATCH_FULL if self._n >= batch else 0
 
         self._cb = _sample_fn_t(_cb)  # keep a reference for libbpf's lifetime
         self._ptr: Optional[int] = _ptr(lib().ring_buffer__new(map_fd, self._cb, None, None),
                                         "creating ring buffer reader")
 
+    def _done(self, rc: int, what: str) -> int:
+        n, self._n = self._n, 0
+        if rc == -errno.EINTR or rc == BATCH_FULL:
+            return n
+        return _check(rc, what)
+
     def poll(self, timeout_ms: int) -> int:
-        rc = lib().ring_buffer__poll(self._ptr, timeout_ms)
-        if rc == -errno.EINTR:
-            return 0
-        return _check(rc, "polling ring buffer")
+        """Wait up to timeout_ms for data; consume one batch. Returns samples read."""
+        return self._done(lib().ring_buffer__poll(self._ptr, timeout_ms), "polling ring buffer")
 
     def consume(self) -> int:
-        return _check(lib().ring_buffer__consume(self._ptr), "reading ring buffer")
+        """Consume one batch without waiting."""
+        return self._done(lib().ring_buffer__consume(self._ptr), "reading ring buffer")
 
     def epoll_fd(self) -> int:
         return lib().ring_buffer__epoll_fd(self._ptr)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import time
-from typing import IO, List, Optional
+from typing import IO, TYPE_CHECKING, Callable, List, Optional
 
 from .event import Event
+
+if TYPE_CHECKING:
+    from .event import Converter
 
 try:  # orjson is several times faster; the stdlib is the fallback
     import orjson
@@ -76,6 +79,20 @@ class TextWriter:
         if lines:
             self.out.write("\n".join(lines) + "\n")
         self.out.flush()
+
+
+class RawJsonWriter:
+    """--json straight from raw records (Converter.json_line): the drop-storm path."""
+
+    def __init__(self, out: IO[bytes], converter: Callable[[], "Converter"]) -> None:
+        self.out = out
+        self._converter = converter  # known once the tracer has started
+
+    def write_raw(self, records: List[bytes]) -> None:
+        if records:
+            line = self._converter().json_line
+            self.out.write(b"\n".join([line(r) for r in records]) + b"\n")
+            self.out.flush()
 
 
 class JsonWriter:

@@ -18,6 +18,15 @@ from . import btf as btfmod
 from .errors import DroptraceError
 
 PREFIX = "SKB_DROP_REASON_"
+CORE_ENUMS = frozenset({"skb_drop_reason", "skb_drop_reason_subsys"})
+
+
+def core_enums(name: str) -> bool:
+    return name in CORE_ENUMS
+
+
+def subsystem_enums(name: str) -> bool:
+    return "drop" in name
 SUBSYS_SHIFT = 16
 BTF_DIR = "/sys/kernel/btf"
 _SYMBOLIC = re.compile(r'\{\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*,\s*"([^"]*)"\s*\}')
@@ -125,13 +134,14 @@ def _read_subsystem_names(subsystems: Dict[int, str], btf_dir: str) -> Dict[int,
     if not subsystems:
         return out
     try:
-        base = btfmod.read(os.path.join(btf_dir, "vmlinux"))
+        base = btfmod.read(os.path.join(btf_dir, "vmlinux"), enums=subsystem_enums)
         files = sorted(os.listdir(btf_dir))
     except (OSError, btfmod.BTFError):
         return out
     for fname in files:
         try:
-            data = base if fname == "vmlinux" else btfmod.read(os.path.join(btf_dir, fname), base)
+            data = base if fname == "vmlinux" else btfmod.read(os.path.join(btf_dir, fname), base,
+                                                               enums=subsystem_enums)
         except (OSError, btfmod.BTFError):
             continue
         _collect_subsystem(data.enums, subsystems, out)
@@ -153,7 +163,7 @@ def load(btf_path: str = os.path.join(BTF_DIR, "vmlinux"), print_fmt: Optional[s
     """Reasons of the running kernel: BTF first, then the tracepoint format."""
     if os.path.exists(btf_path):
         try:
-            return from_btf(btfmod.read(btf_path))
+            return from_btf(btfmod.read(btf_path, enums=core_enums))
         except (OSError, btfmod.BTFError):
             pass
     if print_fmt is None:

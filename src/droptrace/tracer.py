@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 from . import btf as btfmod
 from . import libbpf, reasons, tracefs
 from .errors import DroptraceError
-from .event import AGG_KEY, AGG_VAL, CONFIG, RAW, SNAP_MAX, STACK, Converter, Event
+from .event import AGG_KEY, AGG_VAL, CONFIG, INSN, RAW, SNAP_MAX, STACK, Converter, Event
 from .kallsyms import Kallsyms
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
@@ -47,6 +47,7 @@ class Options:
     ringbuf_bytes: int = 16 << 20
     verbose: bool = False
     aggregate: bool = False  # top: count in the kernel instead of streaming events
+    filter: Optional[str] = None  # a tcpdump expression, run in the kernel
 
 
 def object_path(name: str = OBJECT) -> str:
@@ -86,6 +87,7 @@ class Tracer:
         self._rb: Optional[libbpf.RingBuffer] = None
         self._pending: List[bytes] = []
         self._listed: List[int] = []
+        self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
         self._kallsyms: Optional[Kallsyms] = None
         self._converter: Optional[Converter] = None
         self._stats_map: Optional[libbpf.Map] = None
@@ -97,10 +99,14 @@ class Tracer:
         check_privileges()
         if self.opts.hook and self.opts.hook not in HOOKS:
             raise DroptraceError(f"unknown hook {self.opts.hook!r}; choose one of {', '.join(HOOKS)}")
+        if self.opts.filter:
+            self._filter = compile_filters(self.opts.filter)
+            if not self.btf:
+                raise DroptraceError(f"filter expressions need kernel BTF ({BTF_PATH} is missing)")
         if self.opts.aggregate and not self.btf:
             raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
-            kbtf = btfmod.read(BTF_PATH)
+            kbtf = btfmod.read(BTF_PATH, enums=reasons.core_enums)
             self.has_reason = "skb_drop_reason" in kbtf.enums
             if self.has_reason:
                 self.reasons = reasons.from_btf(kbtf)
@@ -138,7 +144,8 @@ class Tracer:
         self._kallsyms = Kallsyms.load()
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), self.opts.stack)
-        self._rb = libbpf.RingBuffer(self._obj.map("events").fd, self._pending.append)
+        if not self.opts.aggregate:
+            self._rb = libbpf.RingBuffer(self._obj.map("events").fd, self._pending.append)
         self.attach_seconds = time.monotonic() - t0
 
     def _config(self, hook: str) -> bytes:
@@ -178,7 +185,9 @@ class Tracer:
         return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_MAX)),
                            skip[0], skip[1], mode, o.netns, 0, o.pid, mark_on, mark & mask, mask,
                            off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname,
-                           off_proto, int(o.aggregate), int(o.aggregate))
+                           off_proto, int(o.aggregate), int(o.aggregate), int(bool(self._filter)),
+                           len(self._filter[0]) if self._filter else 0,
+                           len(self._filter[1]) if self._filter else 0)
 
     def _try_hook(self, path: str, hook: str) -> None:
         if hook == "tracepoint":
@@ -192,12 +201,18 @@ class Tracer:
         if rodata is None:
             raise DroptraceError("BPF object has no .rodata map")
         rodata.set_initial_value(config.ljust(rodata.value_size, b"\0"))
-        obj.map("events").set_max_entries(self.opts.ringbuf_bytes)
+        # top never reads the ring buffer: keep it at its smallest
+        obj.map("events").set_max_entries(4096 if self.opts.aggregate else self.opts.ringbuf_bytes)
         obj.load()
         self._stats_map = obj.map("stats")
         rf = obj.map("reason_filter")
         for value in self._listed:
             rf.update(value.to_bytes(4, "little"), b"\1")
+        if self._filter:
+            fi = obj.map("filter_insns")
+            for base, prog in zip((0, FILTER_MAX), self._filter):
+                for i, insn in enumerate(prog):
+                    fi.update((base + i).to_bytes(4, "little"), INSN.pack(*insn))
         self._link = obj.program(PROGRAMS[hook]).attach()
 
     # -- running -------------------------------------------------------
@@ -206,18 +221,30 @@ class Tracer:
 
     def poll(self, timeout_ms: int = 100) -> List[Event]:
         """Wait up to timeout_ms for events; return those that arrived, decoded."""
+        convert = self._converter.convert
+        return [convert(r) for r in self.poll_raw(timeout_ms)]
+
+    def poll_raw(self, timeout_ms: int = 100) -> List[bytes]:
+        """Like poll(), but the raw records (for converter.json_line, the storm path)."""
         self._rb.poll(timeout_ms)
-        return self.drain()
+        return self.drain_raw()
 
     def drain(self) -> List[Event]:
+        convert = self._converter.convert
+        return [convert(r) for r in self.drain_raw()]
+
+    def drain_raw(self) -> List[bytes]:
         if not self._pending:
             return []
         raw, self._pending[:] = list(self._pending), []
         if len(raw[0]) not in (RAW.size, RAW.size + STACK.size):
             raise DroptraceError(f"event of {len(raw[0])} bytes from BPF, expected {RAW.size}: the "
                                  "BPF object and this droptrace disagree; reinstall droptrace")
-        convert = self._converter.convert
-        return [convert(r) for r in raw]
+        return raw
+
+    @property
+    def converter(self) -> Converter:
+        return self._converter
 
     def counters(self) -> Tuple[int, int]:
         """(emitted, lost) summed over CPUs, as counted in the kernel."""
@@ -264,7 +291,8 @@ class Tracer:
             self._link.destroy()
             self._link = None
         if self._rb is not None:
-            self._rb.consume()
+            while self._rb.consume() and len(self._pending) < (1 << 20):
+                pass
 
     def close(self) -> None:
         self._teardown()
@@ -275,6 +303,26 @@ class Tracer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+FILTER_MAX = 256
+_REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
+
+
+def compile_filters(expr: str) -> Tuple[list, list]:
+    """The expression for Ethernet captures and for captures starting at the IP header.
+
+    An expression that only makes sense with a link layer ("ether host ...",
+    "arp") matches nothing where there is none, as in tcpdump on a raw-IP link.
+    """
+    from .libpcap import DLT_EN10MB, DLT_RAW, compile_filter
+
+    eth = compile_filter(expr, DLT_EN10MB)
+    try:
+        raw = compile_filter(expr, DLT_RAW)
+    except DroptraceError:
+        raw = _REJECT_ALL
+    return eth, raw
 
 
 def _why(e: Exception) -> str:

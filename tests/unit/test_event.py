@@ -1,6 +1,7 @@
 """Raw ring-buffer records to events, and the formats users read."""
 import json
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -85,3 +86,16 @@ def test_any_record_converts(raw):
     d = e.to_dict(with_stack=True)
     json.dumps(d)
     assert list(d) == SCHEMA + ["stack"]
+
+
+@given(st.binary(min_size=RAW.size, max_size=RAW.size + STACK.size + 8), st.booleans())
+def test_fast_json_path_equals_the_event_path(raw, with_stack):
+    c = converter(with_stack)
+    assert c.json_line(raw) == orjson.dumps(c.convert(raw).to_dict(with_stack=with_stack))
+
+
+def test_storm_cache_keeps_per_packet_differences():
+    c = converter()
+    a = record(eth(0x0800, ipv4(6, tcp(1000, 80, 2))))
+    b = record(eth(0x0800, ipv4(6, tcp(1001, 80, 2))))
+    assert [c.convert(r).sport for r in (a, b, a)] == [1000, 1001, 1000]
