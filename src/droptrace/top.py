@@ -20,7 +20,6 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 import orjson
 
 from .decode import ETHERTYPES, IPPROTOS
-from .kallsyms import Kallsyms
 from .output import endpoint
 from .tracer import STAT_AGG_LOST, Tracer
 
@@ -185,11 +184,11 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
     with stop_on_sigterm():
         try:
             tracer.start()
+            # Everything the final summary needs exists before we say we are tracing.
+            agg = Aggregator(tracer.reason_name, tracer.symbolize)
+            started = last = time.monotonic()
             eprint(f"Tracing packet drops via {tracer.hook}, counting in the kernel. "
                    f"{'q' if interactive else 'Ctrl-C'} to end.")
-            ks = Kallsyms.load()
-            agg = Aggregator(tracer.reason_name, ks.symbolize)
-            started = last = time.monotonic()
             deadline = started + args.duration if args.duration else None
             console = Console()
             live = Live(console=console, auto_refresh=False) if interactive else contextlib.nullcontext()

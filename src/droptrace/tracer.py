@@ -216,6 +216,9 @@ class Tracer:
         self._link = obj.program(PROGRAMS[hook]).attach()
 
     # -- running -------------------------------------------------------
+    def symbolize(self, addr: int) -> str:
+        return self._kallsyms.symbolize(addr) if self._kallsyms else f"0x{addr:x}"
+
     def reason_name(self, value: int) -> str:
         return self.reasons.name(value) if self.reasons else str(value)
 

@@ -37,6 +37,7 @@ def test_top_counts_are_exact(lab):
         # readiness from the kernel itself: all n datagrams counted as NoPorts in B
         assert wait_until(lambda: udp_no_ports(lab) - before >= n)
         assert dt.stop(signal.SIGTERM) == 0
+    assert dt.stdout, dt.stderr
     out = json.loads("".join(dt.stdout))
     assert out["lost"] == 0 and out["duration"] > 0
     assert out["total"] == n + 1, out
