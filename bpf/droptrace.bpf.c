@@ -313,6 +313,42 @@ static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_devic
 	return vm->stop && vm->ret;
 }
 
+struct dt_rate {
+	__u64 second;
+	__u64 count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_rate);
+} rate SEC(".maps");
+
+/* --rate-limit: at most cfg.rate_limit events per second, over all CPUs. The
+ * window reset may race between CPUs; the count of what was held back is exact. */
+static __always_inline bool rate_allows(void)
+{
+	__u32 zero = 0;
+	struct dt_rate *r;
+
+	if (!cfg.rate_limit)
+		return true;
+	r = bpf_map_lookup_elem(&rate, &zero);
+	if (!r)
+		return true;
+	__u64 second = bpf_ktime_get_ns() / 1000000000ULL;
+	if (r->second != second) {
+		r->second = second;
+		r->count = 0;
+	}
+	if (__sync_fetch_and_add(&r->count, 1) >= cfg.rate_limit) {
+		count(DT_STAT_SUPPRESSED);
+		return false;
+	}
+	return true;
+}
+
 static __always_inline bool ifname_matches(struct net_device *dev)
 {
 	char name[16] = {};
@@ -358,6 +394,9 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		aggregate(skb, dev, location, reason, netns, ifindex);
 		return 0;
 	}
+
+	if (!rate_allows())
+		return 0;
 
 	struct dt_event *e;
 	if (cfg.want_stack)

@@ -18,7 +18,8 @@
 #define DT_STAT_LOST 1    /* ring buffer full: event dropped, counted */
 #define DT_STAT_AGG_FOLDED 2 /* top: aggregation map full, flow folded into a flow-less key */
 #define DT_STAT_AGG_LOST 3   /* top: not even the flow-less key fitted */
-#define DT_STAT_NUM 4
+#define DT_STAT_SUPPRESSED 4 /* --rate-limit: events not sent, counted */
+#define DT_STAT_NUM 5
 
 /* reason filter modes */
 #define DT_REASONS_ALL 0
@@ -105,6 +106,7 @@ struct dt_config {
 	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */
 	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
 	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
+	__u32 rate_limit;       /* events per second at most, 0: no limit */
 };
 
 #define DT_FILTER_MAX 256

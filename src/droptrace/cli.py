@@ -14,7 +14,7 @@ from .errors import DroptraceError
 from .event import SNAP_MAX
 from .output import RawJsonWriter, TextWriter
 from .recording import FORMATS, FileSink, format_for
-from .tracer import HOOKS, Options, Tracer
+from .tracer import HOOKS, STAT_SUPPRESSED, Options, Tracer
 
 DEFAULT_SNAPLEN = 128
 
@@ -76,6 +76,13 @@ def mark(text: str) -> tuple:
     return v, m
 
 
+def ring_mb(text: str) -> int:
+    value = positive_int(text)
+    if value & (value - 1) or value > 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a power of two up to 1024")
+    return value
+
+
 def reason_list(text: str) -> List[str]:
     return [r for r in (p.strip() for p in text.split(",")) if r]
 
@@ -109,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", action="store_true", help="add the kernel stack of each drop")
     p.add_argument("-c", "--count", type=positive_int, metavar="N", help="stop after N drops")
     p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--rate-limit", type=positive_int, metavar="N",
+                   help="at most N events per second; the rest are counted (in the kernel) and "
+                   "reported as suppressed")
+    p.add_argument("--ring-buffer", type=ring_mb, default=16, metavar="MB",
+                   help="size of the kernel ring buffer, a power of two (default 16)")
     p.add_argument("--list-reasons", action="store_true",
                    help="list the running kernel's drop reasons and exit")
     p.add_argument("--check", action="store_true",
@@ -144,6 +156,32 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+class StopRequest:
+    """Set by SIGINT/SIGTERM. Tracing loops check it between batches, so a signal
+    never lands in the middle of a batch (where it would lose the batch)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __bool__(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def stop_requested() -> Iterator[StopRequest]:
+    stop = StopRequest()
+
+    def handler(_sig: int, _frame: object) -> None:
+        stop.requested = True
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def list_reasons() -> int:
     from . import reasons
 
@@ -162,7 +200,8 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
     """
     shown = 0
     started = False
-    with stop_on_sigterm():
+    raw = hasattr(sink, "write_raw")
+    with stop_requested() as stop:
         try:
             tracer.start()
             started = True
@@ -174,10 +213,9 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             eprint(f"Tracing packet drops via {tracer.hook} ({what}). Ctrl-C to end.")
             deadline = time.monotonic() + duration if duration else None
-            raw = hasattr(sink, "write_raw")
             poll = tracer.poll_raw if raw else tracer.poll
             write = sink.write_raw if raw else sink.write
-            while count is None or shown < count:
+            while not stop and (count is None or shown < count):
                 wait = 100
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -189,23 +227,20 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
                     events = events[: count - shown]
                 write(events)
                 shown += len(events)
-        except KeyboardInterrupt:
-            pass
         finally:
             lost = 0
             if started:
-                with contextlib.suppress(KeyboardInterrupt):
-                    tracer.detach()
-                    raw = hasattr(sink, "write_raw")
-                    rest = tracer.drain_raw() if raw else tracer.drain()
-                    if count is not None:
-                        rest = rest[: max(0, count - shown)]
-                    try:
-                        (sink.write_raw if raw else sink.write)(rest)
-                        shown += len(rest)
-                    finally:
-                        _, lost = tracer.counters()
-                        tracer.close()
+                tracer.detach()
+                rest = tracer.drain_raw() if raw else tracer.drain()
+                if count is not None:
+                    rest = rest[: max(0, count - shown)]
+                try:
+                    (sink.write_raw if raw else sink.write)(rest)
+                    shown += len(rest)
+                finally:
+                    _, lost = tracer.counters()
+                    tracer.suppressed = tracer.stat(STAT_SUPPRESSED)
+                    tracer.close()
             else:
                 tracer.close()
     return shown, lost
@@ -218,12 +253,16 @@ def run_stream(args: argparse.Namespace) -> int:
         return doctor.main()
     if args.list_reasons:
         return list_reasons()
-    tracer = Tracer(options(args))
+    opts = options(args)
+    opts.rate_limit = args.rate_limit or 0
+    opts.ringbuf_bytes = args.ring_buffer << 20
+    tracer = Tracer(opts)
     sink = (RawJsonWriter(sys.stdout.buffer, lambda: tracer.converter) if args.json
             else TextWriter(sys.stdout, args.stack))
     shown, lost = trace_loop(tracer, sink, args.count, args.duration)
     if tracer.hook:
-        eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full)")
+        held = f", {tracer.suppressed} suppressed by --rate-limit" if args.rate_limit else ""
+        eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full){held}")
     return 0
 
 

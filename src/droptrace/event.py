@@ -27,7 +27,7 @@ STACK = struct.Struct(f"<{STACK_MAX}Q")
 F_HAS_REASON, F_NO_SKB = 1, 2
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
-CONFIG = struct.Struct("<17I16s6I")  # struct dt_config
+CONFIG = struct.Struct("<17I16s7I")  # struct dt_config
 INSN = struct.Struct("<HBBI")  # struct dt_insn
 AGG_KEY = struct.Struct("<QIIIHBB16s16sHHI")  # struct dt_agg_key
 AGG_VAL = struct.Struct("<QQ16s")  # struct dt_agg_val

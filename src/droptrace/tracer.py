@@ -27,7 +27,7 @@ OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
 NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
                 "and namespace cannot be read; showing reason, location, protocol and task")
 REASONS_ALL, REASONS_ONLY, REASONS_EXCEPT = 0, 1, 2
-STAT_EMITTED, STAT_LOST, STAT_AGG_FOLDED, STAT_AGG_LOST = 0, 1, 2, 3
+STAT_EMITTED, STAT_LOST, STAT_AGG_FOLDED, STAT_AGG_LOST, STAT_SUPPRESSED = 0, 1, 2, 3, 4
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
@@ -48,6 +48,7 @@ class Options:
     verbose: bool = False
     aggregate: bool = False  # top: count in the kernel instead of streaming events
     filter: Optional[str] = None  # a tcpdump expression, run in the kernel
+    rate_limit: int = 0  # events per second at most (the rest counted as suppressed)
 
 
 def object_path(name: str = OBJECT) -> str:
@@ -92,6 +93,7 @@ class Tracer:
         self._converter: Optional[Converter] = None
         self._stats_map: Optional[libbpf.Map] = None
         self.attach_seconds = 0.0
+        self.suppressed = 0  # --rate-limit: events held back, read at the end
 
     # -- setup ---------------------------------------------------------
     def start(self) -> None:
@@ -187,7 +189,7 @@ class Tracer:
                            off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname,
                            off_proto, int(o.aggregate), int(o.aggregate), int(bool(self._filter)),
                            len(self._filter[0]) if self._filter else 0,
-                           len(self._filter[1]) if self._filter else 0)
+                           len(self._filter[1]) if self._filter else 0, o.rate_limit)
 
     def _try_hook(self, path: str, hook: str) -> None:
         if hook == "tracepoint":

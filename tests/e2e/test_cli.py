@@ -168,3 +168,49 @@ def test_lab_is_removed_on_interrupt():
         assert proc.returncode != 0
         assert not os.path.exists(f"/run/netns/dtlab{proc.pid}a")
         assert not os.path.exists(f"/run/netns/dtlab{proc.pid}b")
+
+
+def no_ports(lab) -> int:
+    out = subprocess.run(["ip", "netns", "exec", lab.b, "cat", "/proc/net/snmp"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("Udp:")]
+    return int(rows[1][rows[0].index("NoPorts")])
+
+
+def wait_no_ports(lab, target: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while no_ports(lab) < target and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert no_ports(lab) >= target
+
+
+def test_flood_accounting_is_exact(lab):
+    """Under a flood into a small ring buffer, shown + lost == provoked, to the event."""
+    n = 20000
+    before = no_ports(lab)
+    with Droptrace("--json", "--netns", lab.b, "--reason", "NO_SOCKET", "--ring-buffer", "1") as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", B4, "9", "--count", str(n))
+        wait_no_ports(lab, before + n)  # the kernel's own count: every datagram was dropped
+        assert dt.stop() == 0
+    m = re.match(r"droptrace: (\d+) drops shown, (\d+) lost", dt.stderr[-1])
+    shown, lost = int(m.group(1)), int(m.group(2))
+    assert shown == len(dt.stdout)
+    assert shown + lost == n, (shown, lost)
+
+
+def test_rate_limit_counts_what_it_holds_back(lab):
+    n = 3000
+    before = no_ports(lab)
+    with Droptrace("--json", "--netns", lab.b, "--reason", "NO_SOCKET", "--rate-limit", "50") as dt:
+        dt.wait_ready()
+        t0 = time.monotonic()
+        lab.traffic(lab.a, "udp", B4, "9", "--count", str(n))
+        wait_no_ports(lab, before + n)
+        elapsed = time.monotonic() - t0
+        assert dt.stop() == 0
+    m = re.match(r"droptrace: (\d+) drops shown, (\d+) lost \(ring buffer full\), (\d+) suppressed",
+                 dt.stderr[-1])
+    shown, lost, held = (int(g) for g in m.groups())
+    assert shown + lost + held == n
+    assert shown <= 50 * (int(elapsed) + 2) and held > 0
