@@ -1,8 +1,9 @@
-"""A drop flood: UDP datagrams to a closed port on loopback, for a fixed time.
+"""A drop flood: UDP datagrams to a closed port, for a fixed time.
 
-Run inside a private network namespace (bench/run.py makes one). Every
-datagram is dropped by the kernel as NO_SOCKET in the sender's own context,
-so the send rate is the drop rate. Prints the number sent.
+Usage: flood.py SECONDS [DST]. Run inside a private network namespace
+(bench/run.py makes them): DST is 127.0.0.1 (loopback) or the peer of a veth
+pair. Every datagram is dropped by the kernel as NO_SOCKET, in softirq on
+the sender's CPU, so the send rate is the drop rate. Prints the number sent.
 """
 import socket
 import sys
@@ -12,7 +13,8 @@ import time
 def main() -> None:
     seconds = float(sys.argv[1])
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # unconnected: no ICMP errors back
-    sendto, payload, dst, sent = s.sendto, b"droptrace-bench", ("127.0.0.1", 9), 0
+    dst = (sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", 9)
+    sendto, payload, sent = s.sendto, b"droptrace-bench", 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for _ in range(256):

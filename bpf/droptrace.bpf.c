@@ -422,12 +422,15 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	e->flags = has_reason ? DT_F_HAS_REASON : 0;
 	e->stack_len = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* Ring buffer memory is not zeroed: fill every byte user space may key on. */
+	e->_pad = 0;
+	e->_reserved = 0;
 	if (dev) {
 		e->dev_type = BPF_CORE_READ(dev, type);
-		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
+		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
 	} else {
 		e->dev_type = 0xffff;
-		e->ifname[0] = 0;
+		__builtin_memset(e->ifname, 0, sizeof(e->ifname));
 	}
 	copy_headers(e, skb);
 

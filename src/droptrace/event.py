@@ -27,6 +27,8 @@ STACK = struct.Struct(f"<{STACK_MAX}Q")
 F_HAS_REASON, F_NO_SKB = 1, 2
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
+HDR = struct.Struct("<QQIIIIIIIIHHHHHHHHII")  # struct dt_event up to comm
+HDR_SIZE = 104  # offset of data[]: the header, comm[16] and ifname[16]
 CONFIG = struct.Struct("<17I16s7I")  # struct dt_config
 INSN = struct.Struct("<HBBI")  # struct dt_insn
 AGG_KEY = struct.Struct("<QIIIHBB16s16sHHI")  # struct dt_agg_key
@@ -122,19 +124,26 @@ class Converter:
             self._sec = sec
         return f"{self._sec_prefix}.{rest // 1000:06d}{self._tz}"
 
-    def _static_for(self, fields: tuple, data: bytes) -> tuple:
-        (_ts, location, reason, _pid, _tid, _cpu, _length, mark, ifindex, netns, protocol, mac_off,
-         net_off, cap_len, dev_type, _stack_len, _data_off, _pad, flags, _reserved, _comm, ifname,
-         _data) = fields
-        captured = data[:min(cap_len, SNAP_MAX)]
-        masked = captured
-        if net_off < len(captured) - 12 and captured[net_off] >> 4 == 4:
-            masked = captured[:net_off + 4] + captured[net_off + 6:net_off + 10] + captured[net_off + 12:]
-        key = (location, reason, flags, mark, ifindex, netns, protocol, mac_off, net_off, dev_type,
-               ifname, masked)
+    @staticmethod
+    def _key(raw: bytes, net_off: int, cap_len: int) -> bytes:
+        """The record minus what changes per packet of a storm: time, task, CPU, length,
+        and the IPv4 ID and header checksum (none of which changes what is decoded)."""
+        end = HDR_SIZE + min(cap_len, SNAP_MAX)
+        ip = HDR_SIZE + net_off
+        if ip + 12 < end and raw[ip] >> 4 == 4:
+            return (raw[8:20] + raw[36:58] + raw[64:68] + raw[88:ip + 4] + raw[ip + 6:ip + 10]
+                    + raw[ip + 12:end])
+        return raw[8:20] + raw[36:58] + raw[64:68] + raw[88:end]
+
+    def _static_for(self, raw: bytes, h: tuple) -> tuple:
+        key = self._key(raw, h[12], h[13])
         hit = self._static.get(key)
         if hit is not None:
             return hit
+        (_ts, location, reason, _pid, _tid, _cpu, _length, mark, ifindex, netns, protocol, mac_off,
+         net_off, cap_len, dev_type, _stack_len, _data_off, _pad, flags, _reserved) = h
+        captured = raw[HDR_SIZE:HDR_SIZE + min(cap_len, SNAP_MAX)]
+        ifname = raw[88:104]
         pkt = decode(captured, mac_off, net_off, protocol, dev_type)
         has_reason = bool(flags & F_HAS_REASON)
         skb = not flags & F_NO_SKB
@@ -152,7 +161,7 @@ class Converter:
         part_a = _dumps({k: static[k] for k in _PART_A})[1:-1]
         part_b = _dumps({k: static[k] for k in _PART_B})[1:-1]
         ethernet = mac_off == 0 and dev_type in (1, 772) and len(captured) >= 14
-        hit = (static, part_a, part_b, skb, ethernet)
+        hit = (static, b'",' + part_a + b',"len":', b"," + part_b + b',"cpu":', skb, ethernet)
         if len(self._static) >= self.CACHE_MAX:
             self._static.clear()
         self._static[key] = hit
@@ -182,28 +191,30 @@ class Converter:
 
     # -- the two outputs ---------------------------------------------------
     def convert(self, raw: bytes) -> Event:
-        fields = RAW.unpack_from(raw)
-        ts, length, stack_len, data_off = fields[0], fields[6], fields[15], fields[16]
-        data = fields[-1]
-        static, _a, _b, skb, ethernet = self._static_for(fields, data)
-        captured = data[:min(fields[13], SNAP_MAX)]
+        if len(raw) < RAW.size:
+            raw = raw.ljust(RAW.size, b"\0")
+        h = HDR.unpack_from(raw)
+        ts, length, stack_len, data_off = h[0], h[6], h[15], h[16]
+        static, _a, _b, skb, ethernet = self._static_for(raw, h)
+        captured = raw[HDR_SIZE:HDR_SIZE + min(h[13], SNAP_MAX)]
         wall = ts + self.offset_ns
-        return Event(time=self.time_iso(wall), len=length if skb else None, cpu=fields[5],
-                     pid=fields[3], tid=fields[4], comm=self._comm(fields[20])[0],
+        return Event(time=self.time_iso(wall), len=length if skb else None, cpu=h[5],
+                     pid=h[3], tid=h[4], comm=self._comm(raw[72:88])[0],
                      stack=list(self._stack(raw, stack_len)[0]) if self.with_stack else None,
                      packet=captured, link_ethernet=ethernet, ts_ns=wall,
                      wire_len=max(len(captured), length + data_off if skb else 0), **static)
 
     def json_line(self, raw: bytes) -> bytes:
         """The --json object for a record, without building an Event (the storm path)."""
-        fields = RAW.unpack_from(raw)
-        _static, part_a, part_b, skb, _eth = self._static_for(fields, fields[-1])
-        line = b'{"time":"%s",%s,"len":%s,%s,"cpu":%d,"pid":%d,"tid":%d,"comm":%s' % (
-            self.time_iso(fields[0] + self.offset_ns).encode(), part_a,
-            b"%d" % fields[6] if skb else b"null", part_b, fields[5], fields[3], fields[4],
-            self._comm(fields[20])[1])
+        if len(raw) < RAW.size:
+            raw = raw.ljust(RAW.size, b"\0")
+        h = HDR.unpack_from(raw)
+        _static, part_a, part_b, skb, _eth = self._static_for(raw, h)
+        line = b'{"time":"%s%s%s%s%d,"pid":%d,"tid":%d,"comm":%s' % (
+            self.time_iso(h[0] + self.offset_ns).encode(), part_a,
+            b"%d" % h[6] if skb else b"null", part_b, h[5], h[3], h[4], self._comm(raw[72:88])[1])
         if self.with_stack:
-            line += b',"stack":' + self._stack(raw, fields[15])[1]
+            line += b',"stack":' + self._stack(raw, h[15])[1]
         return line + b"}"
 
 

@@ -1,8 +1,9 @@
 """The small ctypes binding to libbpf (>= 1.0) that droptrace needs.
 
-This is the only module that touches ctypes: it opens a BPF object file,
-lets the caller set .rodata and program autoload before loading, attaches
-programs, and reads maps and a ring buffer. libbpf's own log messages are
+This is the only module that touches ctypes for libbpf: it opens a BPF
+object file, lets the caller set .rodata and program autoload before
+loading, attaches programs, and reads maps (the ring buffer is read through
+its mmap, in ringbuf.py). libbpf's own log messages are
 captured (not printed) so errors can be reported in one clear line.
 """
 from __future__ import annotations
@@ -11,14 +12,13 @@ import ctypes
 import ctypes.util
 import errno
 import os
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from .errors import DroptraceError
 
 _LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so")
 
 _print_fn_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-_sample_fn_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 _lib: Optional[ctypes.CDLL] = None
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -86,11 +86,6 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
     _sig("bpf_map_lookup_elem", i, i, vp, vp)
     _sig("bpf_map_get_next_key", i, i, vp, vp)
-    _sig("ring_buffer__new", vp, i, _sample_fn_t, vp, vp)
-    _sig("ring_buffer__poll", i, vp, i)
-    _sig("ring_buffer__consume", i, vp)
-    _sig("ring_buffer__epoll_fd", i, vp)
-    _sig("ring_buffer__free", None, vp)
     _lib.libbpf_set_print(_capture_cb)
     return _lib
 
@@ -229,50 +224,4 @@ class Object:
     def close(self) -> None:
         if self._ptr:
             lib().bpf_object__close(self._ptr)
-            self._ptr = None
-
-
-BATCH_FULL = -4096  # returned by our sample callback to end a batch (not an errno)
-
-
-class RingBuffer:
-    """libbpf's ring buffer reader; every sample is handed to on_sample as bytes.
-
-    A poll consumes at most `batch` samples: under a drop storm the producer can
-    outpace us, and libbpf would otherwise keep consuming without returning.
-    """
-
-    def __init__(self, map_fd: int, on_sample: Callable[[bytes], None], batch: int = 8192) -> None:
-        string_at = ctypes.string_at
-        self._n = 0
-
-        def _cb(_ctx: int, data: int, size: int) -> int:
-            on_sample(string_at(data, size))
-            self._n += 1
-            return BATCH_FULL if self._n >= batch else 0
-
-        self._cb = _sample_fn_t(_cb)  # keep a reference for libbpf's lifetime
-        self._ptr: Optional[int] = _ptr(lib().ring_buffer__new(map_fd, self._cb, None, None),
-                                        "creating ring buffer reader")
-
-    def _done(self, rc: int, what: str) -> int:
-        n, self._n = self._n, 0
-        if rc == -errno.EINTR or rc == BATCH_FULL:
-            return n
-        return _check(rc, what)
-
-    def poll(self, timeout_ms: int) -> int:
-        """Wait up to timeout_ms for data; consume one batch. Returns samples read."""
-        return self._done(lib().ring_buffer__poll(self._ptr, timeout_ms), "polling ring buffer")
-
-    def consume(self) -> int:
-        """Consume one batch without waiting."""
-        return self._done(lib().ring_buffer__consume(self._ptr), "reading ring buffer")
-
-    def epoll_fd(self) -> int:
-        return lib().ring_buffer__epoll_fd(self._ptr)
-
-    def free(self) -> None:
-        if self._ptr:
-            lib().ring_buffer__free(self._ptr)
             self._ptr = None

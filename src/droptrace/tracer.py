@@ -18,6 +18,7 @@ from . import libbpf, reasons, tracefs
 from .errors import DroptraceError
 from .event import AGG_KEY, AGG_VAL, CONFIG, INSN, RAW, SNAP_MAX, STACK, Converter, Event
 from .kallsyms import Kallsyms
+from .ringbuf import MmapRing
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
@@ -85,7 +86,7 @@ class Tracer:
         self.limits: List[str] = []  # what this host cannot show, said once at start
         self._obj: Optional[libbpf.Object] = None
         self._link: Optional[libbpf.Link] = None
-        self._rb: Optional[libbpf.RingBuffer] = None
+        self._rb: Optional[MmapRing] = None
         self._pending: List[bytes] = []
         self._listed: List[int] = []
         self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
@@ -147,7 +148,7 @@ class Tracer:
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), self.opts.stack)
         if not self.opts.aggregate:
-            self._rb = libbpf.RingBuffer(self._obj.map("events").fd, self._pending.append)
+            self._rb = MmapRing(self._obj.map("events").fd, self.opts.ringbuf_bytes)
         self.attach_seconds = time.monotonic() - t0
 
     def _config(self, hook: str) -> bytes:
@@ -231,7 +232,7 @@ class Tracer:
 
     def poll_raw(self, timeout_ms: int = 100) -> List[bytes]:
         """Like poll(), but the raw records (for converter.json_line, the storm path)."""
-        self._rb.poll(timeout_ms)
+        self._pending.extend(self._rb.poll(timeout_ms))
         return self.drain_raw()
 
     def drain(self) -> List[Event]:
@@ -274,13 +275,10 @@ class Tracer:
                         ifname.split(b"\0", 1)[0].decode(errors="replace")))
         return out
 
-    def epoll_fd(self) -> int:
-        return self._rb.epoll_fd()
-
     # -- teardown ------------------------------------------------------
     def _teardown(self) -> None:
         if self._rb is not None:
-            self._rb.free()
+            self._rb.close()
             self._rb = None
         if self._link is not None:
             self._link.destroy()
@@ -296,8 +294,8 @@ class Tracer:
             self._link.destroy()
             self._link = None
         if self._rb is not None:
-            while self._rb.consume() and len(self._pending) < (1 << 20):
-                pass
+            while self._rb.pending() and len(self._pending) < (1 << 20):
+                self._pending.extend(self._rb.read())
 
     def close(self) -> None:
         self._teardown()
