@@ -7,38 +7,13 @@
 #define dt_ntohs(x) __builtin_bswap16(x)
 #else
 #define dt_ntohs(x) (x)
-struct dt_tp_fields {
-	void *skb;
-	__u64 location;
-	__u32 reason;
-	__u16 protocol;
-};
-
-/* The classic tracepoint's record, read at the offsets of its format file
- * (they differ between kernels: 6.1 has no rx_sk, so reason moves). */
-static __always_inline void read_tp_fields(void *ctx, struct dt_tp_fields *f)
-{
-	bpf_probe_read_kernel(&f->skb, sizeof(f->skb), ctx + cfg.tp_off_skb);
-	bpf_probe_read_kernel(&f->location, sizeof(f->location), ctx + cfg.tp_off_location);
-	bpf_probe_read_kernel(&f->protocol, sizeof(f->protocol), ctx + cfg.tp_off_protocol);
-	if (!cfg.has_reason)
-		return;
-	if (cfg.tp_size_reason == 2) {
-		__u16 r16 = 0;
-		bpf_probe_read_kernel(&r16, sizeof(r16), ctx + cfg.tp_off_reason);
-		f->reason = r16;
-	} else {
-		bpf_probe_read_kernel(&f->reason, sizeof(f->reason), ctx + cfg.tp_off_reason);
-	}
-}
-
 #endif
 
 const volatile struct dt_config cfg = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, 8 << 20); /* resized by user space */
 } events SEC(".maps");
 
 struct {

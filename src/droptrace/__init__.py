@@ -64,15 +64,14 @@ def trace(filter: Optional[str] = None, stack: bool = False, *, reasons: Optiona
           hook: Optional[str] = None, poll_ms: int = 100) -> Trace:
     """Attach now and return a Trace that yields an Event per dropped packet.
 
-    Needs root. Filters run in the kernel; `netns` takes an inode, an `ip netns`
-    name or "pid:N". Use it with `with` (or call close()) to detach.
+    Needs root. `filter` is a tcpdump expression ("udp port 53"); it and the
+    other filters run in the kernel. `netns` takes an inode, an `ip netns` name
+    or "pid:N". Use it with `with` (or call close()) to detach.
     """
     from . import netns as netnsmod
     from .tracer import Options
 
-    if filter is not None:
-        raise DroptraceError("pcap filter expressions are not supported yet; use the keyword filters")
-    return Trace(Options(hook=hook, stack=stack, reasons=list(reasons or []),
+    return Trace(Options(hook=hook, stack=stack, filter=filter or None, reasons=list(reasons or []),
                          exclude_reasons=list(exclude_reasons or []),
                          netns=netnsmod.inode(str(netns)) if netns else 0, interface=interface,
                          pid=pid, mark=mark), poll_ms)

@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=positive_int, metavar="N",
                    help="at most N events per second; the rest are counted (in the kernel) and "
                    "reported as suppressed")
-    p.add_argument("--ring-buffer", type=ring_mb, default=16, metavar="MB",
-                   help="size of the kernel ring buffer, a power of two (default 16)")
+    p.add_argument("--ring-buffer", type=ring_mb, default=8, metavar="MB",
+                   help="size of the kernel ring buffer, a power of two (default 8)")
     p.add_argument("--list-reasons", action="store_true",
                    help="list the running kernel's drop reasons and exit")
     p.add_argument("--check", action="store_true",

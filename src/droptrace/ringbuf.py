@@ -39,7 +39,7 @@ class MmapRing:
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
-    def read(self, limit: int = 8192) -> List[bytes]:
+    def read(self, limit: int = 4096) -> List[bytes]:
         """Up to limit committed records, in order; their space is released."""
         cons = _U64.unpack_from(self._cons, 0)[0]
         prod = _U64.unpack_from(self._data, 0)[0]
@@ -60,7 +60,7 @@ class MmapRing:
     def pending(self) -> bool:
         return _U64.unpack_from(self._data, 0)[0] > _U64.unpack_from(self._cons, 0)[0]
 
-    def poll(self, timeout_ms: int, limit: int = 8192) -> List[bytes]:
+    def poll(self, timeout_ms: int, limit: int = 4096) -> List[bytes]:
         """Wait up to timeout_ms for records (unless some are there), then read a batch."""
         if not self.pending():
             try:

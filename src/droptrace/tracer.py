@@ -45,7 +45,7 @@ class Options:
     interface: Optional[str] = None
     pid: int = 0
     mark: Optional[Tuple[int, int]] = None  # (value, mask)
-    ringbuf_bytes: int = 16 << 20
+    ringbuf_bytes: int = 8 << 20
     verbose: bool = False
     aggregate: bool = False  # top: count in the kernel instead of streaming events
     filter: Optional[str] = None  # a tcpdump expression, run in the kernel
