@@ -104,13 +104,18 @@ class Kallsyms:
         return name, addr - self._addrs[i], mod
 
     def _consistent(self, addr: int, hit: Optional[Tuple[str, int, str]]) -> bool:
-        """False when the symbol found is not in the module the address lies in."""
+        """False when the symbol found cannot be the one containing addr."""
         if not self._modules:
             return True
+        if hit is None:
+            return False
         mod = self.module_of(addr)
-        if mod is None:
-            return hit is not None and not hit[2]  # core kernel text
-        return hit is not None and hit[2] == mod
+        if mod is not None:
+            return hit[2] == mod
+        # Outside every known module: core text, or code that lives in module space
+        # without being a module (BPF programs, trampolines: [bpf], [__builtin__*]).
+        # Another module's symbol here means a module loaded since the last read.
+        return not hit[2] or hit[2] == "bpf" or hit[2].startswith("__builtin")
 
     def symbolize(self, addr: int) -> str:
         """`func+0xoff` (with ` [module]` for module code), or the hex address."""

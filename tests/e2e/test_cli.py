@@ -214,3 +214,34 @@ def test_rate_limit_counts_what_it_holds_back(lab):
     shown, lost, held = (int(g) for g in m.groups())
     assert shown + lost + held == n
     assert shown <= 50 * (int(elapsed) + 2) and held > 0
+
+
+SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for line in sys.stdin:
+    s.sendto(b"pid", (sys.argv[1], int(line)))
+    print("sent", flush=True)
+"""
+
+
+def test_pid_filter(lab):
+    """--pid keeps drops that happen while that process is on the CPU (here, the
+    softirq that runs on the sender's own sendto over veth)."""
+    import sys
+
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.a, sys.executable, "-c", SENDER, B4],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with Droptrace("--json", "--netns", lab.b, "--pid", str(proc.pid)) as dt:
+            dt.wait_ready()
+            lab.traffic(lab.a, "udp", B4, "5001")  # another process: filtered out
+            proc.stdin.write("5002\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "sent"
+            e = dt.find(lambda e: e["dport"] == 5002)
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    assert e is not None and e["pid"] == proc.pid and e["comm"].startswith("python")
+    assert {x["pid"] for x in dt.seen} == {proc.pid}

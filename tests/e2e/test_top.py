@@ -9,12 +9,21 @@ from droptrace.lab import A4, B4, IFNAME, by_name
 from .conftest import Droptrace
 
 
-def udp_no_ports(lab) -> int:
-    """The kernel's own count of UDP datagrams to closed ports in B (/proc/net/snmp)."""
+def snmp(lab, proto: str, field: str) -> int:
+    """One of the kernel's own protocol counters in B (/proc/net/snmp, or snmp6)."""
+    if proto.endswith("6"):
+        out = subprocess.run(["ip", "netns", "exec", lab.b, "cat", "/proc/net/snmp6"],
+                             capture_output=True, text=True, check=True).stdout
+        return int(dict(ln.split() for ln in out.splitlines() if ln.strip())[proto + field])
     out = subprocess.run(["ip", "netns", "exec", lab.b, "cat", "/proc/net/snmp"],
                          capture_output=True, text=True, check=True).stdout
-    rows = [ln.split() for ln in out.splitlines() if ln.startswith("Udp:")]
-    return int(rows[1][rows[0].index("NoPorts")])
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(proto + ":")]
+    return int(rows[1][rows[0].index(field)])
+
+
+def udp_no_ports(lab) -> int:
+    """The kernel's own count of UDP datagrams to closed ports in B."""
+    return snmp(lab, "Udp", "NoPorts")
 
 
 def wait_until(cond, timeout=20.0) -> bool:
@@ -51,13 +60,29 @@ def test_top_counts_are_exact(lab):
     assert len(tcp) == 1 and tcp[0]["count"] == 1
 
 
-def test_top_duration_and_grouping_by_reason(lab):
-    with Droptrace("top", "--json", "--netns", lab.b, "-d", "2", "--interval", "0.5") as dt:
+def test_top_groups_by_reason(lab):
+    unknown, short = snmp(lab, "Ip", "InUnknownProtos"), snmp(lab, "Udp", "InErrors")
+    with Droptrace("top", "--json", "--netns", lab.b, "--interval", "0.5") as dt:
         dt.wait_ready()
         for name in ("unknown-proto", "udp-short", "udp-short"):
             by_name(name).provoke(lab)
-        assert dt.wait() == 0
+        # readiness from the kernel's own counters, not from time
+        assert wait_until(lambda: snmp(lab, "Ip", "InUnknownProtos") > unknown
+                          and snmp(lab, "Udp", "InErrors") >= short + 2)
+        assert dt.stop() == 0
     out = json.loads("".join(dt.stdout))
-    counts = {(r["reason"]): r["count"] for r in out["rows"]}
+    counts = {}
+    for r in out["rows"]:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + r["count"]
     assert counts == {"IP_NOPROTO": 1, "PKT_TOO_SMALL": 2}
-    assert out["total"] == 3 and 1.9 < out["duration"] < 10
+    assert out["total"] == 3
+
+
+def test_top_duration_ends_it(lab):
+    t0 = time.monotonic()
+    with Droptrace("top", "--json", "--netns", lab.b, "-d", "1", "--interval", "0.2") as dt:
+        dt.wait_ready()
+        assert dt.wait(timeout=60) == 0
+    out = json.loads("".join(dt.stdout))
+    assert out["total"] == 0 and 0.9 < out["duration"] < 30
+    assert time.monotonic() - t0 < 60

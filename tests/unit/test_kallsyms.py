@@ -48,6 +48,13 @@ def test_a_module_loaded_later_is_found_by_reloading():
     assert len(reloads) == 1
 
 
+def test_bpf_programs_in_module_space_are_named():
+    k = Kallsyms([b"ffffffff81000100 t tcp_v4_rcv", b"ffffffffc0001000 t kvm_run\t[kvm]",
+                  b"ffffffffc0270000 t bpf_prog_6deef7357e7b4530_dt_tp_btf\t[bpf]"],
+                 [b"kvm 4096 0 - Live 0xffffffffc0001000"])
+    assert k.symbolize(0xFFFFFFFFC0270C6D) == "bpf_prog_6deef7357e7b4530_dt_tp_btf+0xc6d [bpf]"
+
+
 def test_module_address_without_symbols_is_not_misnamed():
     k = Kallsyms([b"ffffffffc0001000 t kvm_run\t[kvm]"],
                  [b"kvm 4096 0 - Live 0xffffffffc0001000",
