@@ -172,9 +172,9 @@ TARGETS = """
   the excess is *lost, counted in the kernel and reported* (captured + lost = drops, exactly; the
   end-to-end suite checks it). `--rate-limit N` holds events back in the kernel instead, and
   `top` is the mode for storms.
-- **Paced at 170k drops/s** the stream carries all but a handful per million events; those few
-  were lost because the ring buffer was momentarily full, and are counted and reported like any
-  other loss. `--ring-buffer` with more megabytes gives the reader more slack.
+- **Paced at 170k drops/s** the stream carries all but a small fraction of the events (the
+  table gives the count); those were lost because the ring buffer was momentarily full, and are
+  counted and reported like any other loss. `--ring-buffer` with more megabytes gives the reader more slack.
 - **--stack** adds `bpf_get_stack()` in the drop path, which costs more than the rest of the
   program together, and 256 more bytes per event.
 - **bpftrace** formats every event in its own user space process (printf with `ntop` and
