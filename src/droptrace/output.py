@@ -4,21 +4,10 @@ from __future__ import annotations
 import time
 from typing import IO, TYPE_CHECKING, Callable, List, Optional
 
-from .event import Event
+from .event import Event, dumps
 
 if TYPE_CHECKING:
     from .event import Converter
-
-try:  # orjson is several times faster; the stdlib is the fallback
-    import orjson
-
-    def _dumps(obj: dict) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover - exercised where orjson is absent
-    import json
-
-    def _dumps(obj: dict) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
 
 HEADER = (f"{'TIME':<12}  {'PID':<7} {'COMM':<16} {'PROTO':<6} {'REASON':<22} "
           f"{'SADDR:SPORT':<22} {'DADDR:DPORT':<22} {'IFACE':<10} {'NETNS':<10}  LOCATION")
@@ -107,6 +96,6 @@ class JsonWriter:
             return
         chunks = []
         for e in events:
-            chunks.append(_dumps(e.to_dict(with_stack=self.stack)))
+            chunks.append(dumps(e.to_dict(with_stack=self.stack)))
         self.out.write(b"\n".join(chunks) + b"\n")
         self.out.flush()

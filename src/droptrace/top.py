@@ -30,12 +30,11 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 class Row:
-    __slots__ = ("count", "nbytes", "prev", "rates", "fields")
+    __slots__ = ("count", "nbytes", "rates", "fields")
 
     def __init__(self, fields: Dict[str, object]) -> None:
         self.count = 0
         self.nbytes = 0
-        self.prev = 0
         self.rates: Deque[float] = deque(maxlen=12)
         self.fields = fields
 
