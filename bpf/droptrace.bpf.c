@@ -30,7 +30,7 @@ static __always_inline __u32 netns_of(struct net_device *dev, struct sk_buff *sk
 }
 
 /* Copy the packet from its first known header: MAC, else network, else data. */
-static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb)
+static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb, __u32 limit)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	unsigned char *data = BPF_CORE_READ(skb, data);
@@ -54,8 +54,8 @@ static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb
 	__u32 cap = tail > start ? tail - start : 0;
 	if (cap > cfg.snaplen)
 		cap = cfg.snaplen;
-	if (cap > DT_SNAP_MAX)
-		cap = DT_SNAP_MAX;
+	if (cap > limit) /* the room reserved after e->data's start: a constant per call site */
+		cap = limit;
 	e->cap_len = cap;
 	if (cap)
 		bpf_probe_read_kernel(e->data, cap, head + start);
@@ -290,7 +290,7 @@ static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_devic
 
 	if (!vm)
 		return false;
-	copy_headers(&vm->ev, skb);
+	copy_headers(&vm->ev, skb, DT_SNAP_MAX);
 	__u16 type = dev ? BPF_CORE_READ(dev, type) : 0xffff;
 	__u16 mac = vm->ev.mac_off, net = vm->ev.net_off;
 	__u32 n;
@@ -399,7 +399,12 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 
 	struct dt_event *e;
-	if (cfg.want_stack)
+	bool big = cfg.snaplen > DT_SNAP_MAX;
+	if (big && cfg.want_stack)
+		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_big_stack), 0);
+	else if (big)
+		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_big), 0);
+	else if (cfg.want_stack)
 		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_stack), 0);
 	else
 		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event), 0);
@@ -432,11 +437,15 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		e->dev_type = 0xffff;
 		__builtin_memset(e->ifname, 0, sizeof(e->ifname));
 	}
-	copy_headers(e, skb);
+	if (big)
+		copy_headers(e, skb, DT_SNAP_BIG);
+	else
+		copy_headers(e, skb, DT_SNAP_MAX);
 
 	if (cfg.want_stack) {
-		struct dt_event_stack *es = (void *)e;
-		long n = bpf_get_stack(ctx, es->stack, sizeof(es->stack), 0);
+		__u64 *stack = big ? ((struct dt_event_big_stack *)e)->stack
+				   : ((struct dt_event_stack *)e)->stack;
+		long n = bpf_get_stack(ctx, stack, DT_STACK_MAX * sizeof(__u64), 0);
 		e->stack_len = n > 0 ? n : 0;
 	}
 	bpf_ringbuf_submit(e, 0);

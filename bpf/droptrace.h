@@ -7,6 +7,7 @@
 #define DROPTRACE_H
 
 #define DT_SNAP_MAX 256   /* bytes of packet copied from the first header */
+#define DT_SNAP_BIG 1536  /* ... when recording with --payload (or a larger --snaplen) */
 #define DT_STACK_MAX 32   /* kernel stack frames with --stack */
 #define DT_OFF_UNSET 0xffff
 
@@ -57,6 +58,17 @@ struct dt_event_stack {
 	__u64 stack[DT_STACK_MAX];
 };
 
+/* With a snaplen above DT_SNAP_MAX the captured bytes run on past data[]. */
+struct dt_event_big {
+	struct dt_event ev;
+	__u8 more[DT_SNAP_BIG - DT_SNAP_MAX];
+};
+
+struct dt_event_big_stack {
+	struct dt_event_big big;
+	__u64 stack[DT_STACK_MAX];
+};
+
 /* `droptrace top`: drops counted in the kernel, per key. */
 struct dt_agg_key {
 	__u64 location;
@@ -83,7 +95,7 @@ struct dt_agg_val {
 struct dt_config {
 	__u32 has_reason;       /* the hook carries a reason argument/field */
 	__u32 want_stack;
-	__u32 snaplen;          /* <= DT_SNAP_MAX */
+	__u32 snaplen;          /* <= DT_SNAP_BIG; above DT_SNAP_MAX, events are dt_event_big */
 	__u32 skip_reason_a;    /* SKB_NOT_DROPPED_YET (or 0xffffffff) */
 	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */
 	__u32 reason_mode;      /* DT_REASONS_* */

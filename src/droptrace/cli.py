@@ -11,7 +11,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__, libbpf, netns
 from .errors import DroptraceError
-from .event import SNAP_MAX
+from .event import SNAP_BIG
 from .output import RawJsonWriter, TextWriter
 from .recording import FORMATS, FileSink, format_for
 from .tracer import HOOKS, STAT_SUPPRESSED, Options, Tracer
@@ -277,9 +277,10 @@ def build_record_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="file format (default: from the extension)")
     p.add_argument("--snaplen", type=positive_int, default=DEFAULT_SNAPLEN, metavar="BYTES",
                    help=f"bytes of each packet to keep, from its first header (default "
-                   f"{DEFAULT_SNAPLEN}: headers; at most {SNAP_MAX})")
+                   f"{DEFAULT_SNAPLEN}: headers; at most {SNAP_BIG})")
     p.add_argument("--payload", action="store_true",
-                   help=f"keep payload too, as much as droptrace captures ({SNAP_MAX} bytes)")
+                   help=f"keep the payload too, up to {SNAP_BIG} bytes of packet (a full Ethernet "
+                   "frame), from the skb's linear data")
     p.add_argument("--stack", action="store_true", help="add the kernel stack to each drop")
     p.add_argument("-c", "--count", type=positive_int, metavar="N", help="stop after N drops")
     p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
@@ -289,11 +290,11 @@ def build_record_parser() -> argparse.ArgumentParser:
 
 def run_record(argv: Sequence[str]) -> int:
     args = build_record_parser().parse_args(list(argv))
-    if args.snaplen > SNAP_MAX:
-        raise DroptraceError(f"--snaplen {args.snaplen}: droptrace captures at most {SNAP_MAX} bytes "
+    if args.snaplen > SNAP_BIG:
+        raise DroptraceError(f"--snaplen {args.snaplen}: droptrace captures at most {SNAP_BIG} bytes "
                              "of each packet")
     opts = options(args)
-    opts.snaplen = SNAP_MAX if args.payload else args.snaplen
+    opts.snaplen = SNAP_BIG if args.payload else args.snaplen
     fmt = format_for(args.write, args.format)
     tracer = Tracer(opts)
     sink = FileSink(args.write, fmt, args.stack)

@@ -21,7 +21,8 @@ except ImportError:  # pragma: no cover
         return _json.dumps(obj, separators=(",", ":")).encode()
 
 
-SNAP_MAX = 256
+SNAP_MAX = 256  # bytes of packet in an ordinary event (DT_SNAP_MAX)
+SNAP_BIG = 1536  # in a recording with --payload (DT_SNAP_BIG)
 STACK_MAX = 32
 RAW = struct.Struct(f"<QQIIIIIIIIHHHHHHHHII16s16s{SNAP_MAX}s")
 STACK = struct.Struct(f"<{STACK_MAX}Q")
@@ -101,7 +102,9 @@ class Converter:
     CACHE_MAX = 8192
 
     def __init__(self, reason_name: Callable[[int], str], symbolize: Callable[[int], str],
-                 mono_to_wall_ns: int, with_stack: bool = False) -> None:
+                 mono_to_wall_ns: int, with_stack: bool = False, snap_area: int = SNAP_MAX) -> None:
+        self.snap_area = snap_area  # bytes of packet room in each record: SNAP_MAX or SNAP_BIG
+        self.record_size = HDR_SIZE + snap_area  # plus STACK.size with a stack
         self.reason_name = reason_name
         self.symbolize = symbolize
         self.offset_ns = mono_to_wall_ns
@@ -125,11 +128,10 @@ class Converter:
             self._sec = sec
         return f"{self._sec_prefix}.{rest // 1000:06d}{self._tz}"
 
-    @staticmethod
-    def _key(raw: bytes, net_off: int, cap_len: int) -> bytes:
+    def _key(self, raw: bytes, net_off: int, cap_len: int) -> bytes:
         """The record minus what changes per packet of a storm: time, task, CPU, length,
         and the IPv4 ID and header checksum (none of which changes what is decoded)."""
-        end = HDR_SIZE + min(cap_len, SNAP_MAX)
+        end = HDR_SIZE + min(cap_len, self.snap_area)
         ip = HDR_SIZE + net_off
         if ip + 12 < end and raw[ip] >> 4 == 4:
             return (raw[8:20] + raw[36:58] + raw[64:68] + raw[88:ip + 4] + raw[ip + 6:ip + 10]
@@ -143,7 +145,7 @@ class Converter:
             return hit
         (_ts, location, reason, _pid, _tid, _cpu, _length, mark, ifindex, netns, protocol, mac_off,
          net_off, cap_len, dev_type, _stack_len, _data_off, _pad, flags, _reserved) = h
-        captured = raw[HDR_SIZE:HDR_SIZE + min(cap_len, SNAP_MAX)]
+        captured = raw[HDR_SIZE:HDR_SIZE + min(cap_len, self.snap_area)]
         ifname = raw[88:104]
         pkt = decode(captured, mac_off, net_off, protocol, dev_type)
         has_reason = bool(flags & F_HAS_REASON)
@@ -178,12 +180,13 @@ class Converter:
         return hit
 
     def _stack(self, raw: bytes, stack_len: int) -> tuple:
-        if len(raw) < RAW.size + STACK.size:
+        at = self.record_size
+        if len(raw) < at + STACK.size:
             return [], b"[]"
-        key = raw[RAW.size:RAW.size + min(stack_len, STACK.size)]
+        key = raw[at:at + min(stack_len, STACK.size)]
         hit = self._stacks.get(key)
         if hit is None:
-            frames = STACK.unpack_from(raw, RAW.size)[: min(stack_len, STACK.size) // 8]
+            frames = STACK.unpack_from(raw, at)[: min(stack_len, STACK.size) // 8]
             names = trim_stack([self.symbolize(a) for a in frames if a])
             if len(self._stacks) >= self.CACHE_MAX:
                 self._stacks.clear()
@@ -192,12 +195,12 @@ class Converter:
 
     # -- the two outputs ---------------------------------------------------
     def convert(self, raw: bytes) -> Event:
-        if len(raw) < RAW.size:
-            raw = raw.ljust(RAW.size, b"\0")
+        if len(raw) < self.record_size:
+            raw = raw.ljust(self.record_size, b"\0")
         h = HDR.unpack_from(raw)
         ts, length, stack_len, data_off = h[0], h[6], h[15], h[16]
         static, _a, _b, skb, ethernet = self._static_for(raw, h)
-        captured = raw[HDR_SIZE:HDR_SIZE + min(h[13], SNAP_MAX)]
+        captured = raw[HDR_SIZE:HDR_SIZE + min(h[13], self.snap_area)]
         wall = ts + self.offset_ns
         return Event(time=self.time_iso(wall), len=length if skb else None, cpu=h[5],
                      pid=h[3], tid=h[4], comm=self._comm(raw[72:88])[0],
@@ -207,8 +210,8 @@ class Converter:
 
     def json_line(self, raw: bytes) -> bytes:
         """The --json object for a record, without building an Event (the storm path)."""
-        if len(raw) < RAW.size:
-            raw = raw.ljust(RAW.size, b"\0")
+        if len(raw) < self.record_size:
+            raw = raw.ljust(self.record_size, b"\0")
         h = HDR.unpack_from(raw)
         _static, part_a, part_b, skb, _eth = self._static_for(raw, h)
         line = b'{"time":"%s%s%s%s%d,"pid":%d,"tid":%d,"comm":%s' % (

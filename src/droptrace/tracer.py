@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 from . import btf as btfmod
 from . import libbpf, reasons, tracefs
 from .errors import DroptraceError
-from .event import AGG_KEY, AGG_VAL, CONFIG, INSN, RAW, SNAP_MAX, STACK, Converter, Event
+from .event import AGG_KEY, AGG_VAL, CONFIG, INSN, SNAP_BIG, SNAP_MAX, STACK, Converter, Event
 from .kallsyms import Kallsyms
 from .ringbuf import MmapRing
 
@@ -146,7 +146,8 @@ class Tracer:
             raise DroptraceError(f"could not attach to skb:kfree_skb ({tried})")
         self._kallsyms = Kallsyms.load()
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
-                                    time.time_ns() - time.monotonic_ns(), self.opts.stack)
+                                    time.time_ns() - time.monotonic_ns(), self.opts.stack,
+                                    SNAP_BIG if self.opts.snaplen > SNAP_MAX else SNAP_MAX)
         if not self.opts.aggregate:
             self._rb = MmapRing(self._obj.map("events").fd, self.opts.ringbuf_bytes)
         self.attach_seconds = time.monotonic() - t0
@@ -185,7 +186,7 @@ class Tracer:
         ifname = (o.interface or "").encode()
         if len(ifname) > 15:
             raise DroptraceError(f"interface name {o.interface!r} is longer than 15 characters")
-        return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_MAX)),
+        return CONFIG.pack(int(has_reason), int(o.stack), max(0, min(o.snaplen, SNAP_BIG)),
                            skip[0], skip[1], mode, o.netns, 0, o.pid, mark_on, mark & mask, mask,
                            off_skb, off_loc, off_reason, size_reason, int(bool(ifname)), ifname,
                            off_proto, int(o.aggregate), int(o.aggregate), int(bool(self._filter)),
@@ -243,8 +244,9 @@ class Tracer:
         if not self._pending:
             return []
         raw, self._pending[:] = list(self._pending), []
-        if len(raw[0]) not in (RAW.size, RAW.size + STACK.size):
-            raise DroptraceError(f"event of {len(raw[0])} bytes from BPF, expected {RAW.size}: the "
+        size = self._converter.record_size
+        if len(raw[0]) not in (size, size + STACK.size):
+            raise DroptraceError(f"event of {len(raw[0])} bytes from BPF, expected {size}: the "
                                  "BPF object and this droptrace disagree; reinstall droptrace")
         return raw
 

@@ -139,13 +139,32 @@ def test_full_disk_is_a_clear_error(lab, tmp_path):
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+@pytest.mark.parametrize("extra", [[], ["--stack"]], ids=["payload", "payload+stack"])
+def test_payload_is_recorded_whole_only_when_asked(lab, tmp_path, extra):
+    full, heads = tmp_path / "full.pcapng", tmp_path / "heads.pcapng"
+    for path, args in ((full, ["--payload", *extra]), (heads, extra)):
+        with Droptrace("record", "-w", str(path), "--netns", lab.b, "--reason", "NO_SOCKET",
+                       "-c", "1", *args) as dt:
+            dt.wait_ready()
+            lab.traffic(lab.a, "udp", B4, "9", "--size", "1200")
+            assert dt.wait() == 0, dt.stderr
+    r = tshark(full, "frame.len", "frame.cap_len", "udp.length", "data.len")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1242", "1242", "1208", "1200"]  # the whole frame
+    r = tshark(heads, "frame.len", "frame.cap_len")
+    assert r.stdout.split() == ["1242", "128"]  # headers only, by default
+    if extra:
+        e = next(droptrace.read(str(full)))
+        assert any(f.startswith("__udp4_lib_rcv+0x") for f in e.stack)
+
+
 def test_unwritable_path_and_bad_arguments(tmp_path):
     r = run("record", "-w", "/nonexistent-dir/drops.pcapng")
     assert r.returncode == 1 and "cannot write /nonexistent-dir/drops.pcapng" in r.stderr
     r = run("record", "-w", str(tmp_path / "x.txt"))
     assert r.returncode == 1 and "format" in r.stderr
     r = run("record", "-w", str(tmp_path / "x.pcapng"), "--snaplen", "9000")
-    assert r.returncode == 1 and "at most 256" in r.stderr
+    assert r.returncode == 1 and "at most 1536" in r.stderr
     r = run("record")
     assert r.returncode == 2 and "-w" in r.stderr
     r = run("report", str(tmp_path / "missing.pcapng"))
