@@ -14,7 +14,7 @@ from .errors import DroptraceError
 from .event import SNAP_BIG
 from .output import RawJsonWriter, TextWriter
 from .recording import FORMATS, FileSink, format_for
-from .tracer import HOOKS, STAT_SUPPRESSED, Options, Tracer
+from .tracer import HOOKS, Options, Tracer
 
 DEFAULT_SNAPLEN = 128
 
@@ -200,7 +200,10 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
     """
     shown = 0
     started = False
-    raw = hasattr(sink, "write_raw")
+    raw = hasattr(sink, "write_raw")  # the storm path: records straight to JSON
+    poll = tracer.poll_raw if raw else tracer.poll
+    drain = tracer.drain_raw if raw else tracer.drain
+    write = sink.write_raw if raw else sink.write
     with stop_requested() as stop:
         try:
             tracer.start()
@@ -213,8 +216,6 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             eprint(f"Tracing packet drops via {tracer.hook} ({what}). Ctrl-C to end.")
             deadline = time.monotonic() + duration if duration else None
-            poll = tracer.poll_raw if raw else tracer.poll
-            write = sink.write_raw if raw else sink.write
             while not stop and (count is None or shown < count):
                 wait = 100
                 if deadline is not None:
@@ -231,15 +232,14 @@ def trace_loop(tracer: Tracer, sink, count: Optional[int], duration: Optional[fl
             lost = 0
             if started:
                 tracer.detach()
-                rest = tracer.drain_raw() if raw else tracer.drain()
+                rest = drain()
                 if count is not None:
                     rest = rest[: max(0, count - shown)]
                 try:
-                    (sink.write_raw if raw else sink.write)(rest)
+                    write(rest)
                     shown += len(rest)
                 finally:
                     _, lost = tracer.counters()
-                    tracer.suppressed = tracer.stat(STAT_SUPPRESSED)
                     tracer.close()
             else:
                 tracer.close()

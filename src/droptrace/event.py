@@ -30,7 +30,7 @@ F_HAS_REASON, F_NO_SKB = 1, 2
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
 HDR = struct.Struct("<QQIIIIIIIIHHHHHHHHII")  # struct dt_event up to comm
-HDR_SIZE = 104  # offset of data[]: the header, comm[16] and ifname[16]
+HDR_SIZE = HDR.size + 32  # offset of data[]: the header, comm[16] and ifname[16]
 CONFIG = struct.Struct("<17I16s7I")  # struct dt_config
 INSN = struct.Struct("<HBBI")  # struct dt_insn
 AGG_KEY = struct.Struct("<QIIIHBB16s16sHHI")  # struct dt_agg_key

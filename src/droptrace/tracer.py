@@ -94,7 +94,7 @@ class Tracer:
         self._converter: Optional[Converter] = None
         self._stats_map: Optional[libbpf.Map] = None
         self.attach_seconds = 0.0
-        self.suppressed = 0  # --rate-limit: events held back, read at the end
+        self.suppressed = 0  # --rate-limit: events held back, read by detach()
 
     # -- setup ---------------------------------------------------------
     def start(self) -> None:
@@ -243,7 +243,7 @@ class Tracer:
     def drain_raw(self) -> List[bytes]:
         if not self._pending:
             return []
-        raw, self._pending[:] = list(self._pending), []
+        raw, self._pending = self._pending, []
         size = self._converter.record_size
         if len(raw[0]) not in (size, size + STACK.size):
             raise DroptraceError(f"event of {len(raw[0])} bytes from BPF, expected {size}: the "
@@ -295,6 +295,7 @@ class Tracer:
         if self._link is not None:
             self._link.destroy()
             self._link = None
+            self.suppressed = self.stat(STAT_SUPPRESSED)  # final once nothing runs
         if self._rb is not None:
             while self._rb.pending() and len(self._pending) < (1 << 20):
                 self._pending.extend(self._rb.read())
