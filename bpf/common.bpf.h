@@ -1,5 +1,7 @@
-/* What both BPF objects share: the configuration, the maps user space
- * reads, and the reason filter. Included once per object. */
+/* ==== What both BPF objects share ====================================
+ * The configuration, the maps user space reads (events, stats), and the
+ * filters that need nothing from the skb's layout: reason and pid. Included
+ * once per object. */
 #ifndef DROPTRACE_COMMON_BPF_H
 #define DROPTRACE_COMMON_BPF_H
 
@@ -10,6 +12,8 @@
 #endif
 
 const volatile struct dt_config cfg = {};
+/* Never read here: carries the contract's enums and types into this object's BTF. */
+const volatile struct dt_contract dt_contract = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -19,7 +23,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DT_STAT_NUM);
-	__type(key, __u32);
+	__type(key, enum dt_stat);
 	__type(value, __u64);
 } stats SEC(".maps");
 
@@ -31,9 +35,10 @@ struct {
 	__type(value, __u8);
 } reason_filter SEC(".maps");
 
-static __always_inline void count(__u32 slot)
+static __always_inline void count(enum dt_stat slot)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	__u32 key = slot;
+	__u64 *v = bpf_map_lookup_elem(&stats, &key);
 
 	if (v)
 		*v += 1;

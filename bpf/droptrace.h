@@ -1,31 +1,53 @@
-/* The event and configuration shared by droptrace.bpf.c and the Python
- * loader (src/droptrace/event.py mirrors these layouts with struct). Keep
- * the two in step; tests/unit/test_layout.py checks the sizes against the
- * object's BTF.
+/* The contract between the BPF programs and user space: every constant, event
+ * and map layout both sides use, defined here once.
+ *
+ * User space never re-types any of it: src/droptrace/kernel/contract.py reads
+ * the compiled object's own BTF, so struct fields are found by name and
+ * offset, and constants by enum member name. Reordering or resizing a field
+ * here keeps droptrace correct; renaming or removing one that Python uses
+ * fails loudly (tests/unit/test_layout.py). Constants are enums, not
+ * #defines, because only enums reach BTF; struct dt_contract makes them part
+ * of the object.
  */
 #ifndef DROPTRACE_H
 #define DROPTRACE_H
 
-#define DT_SNAP_MAX 256   /* bytes of packet copied from the first header */
-#define DT_SNAP_BIG 1536  /* ... when recording with --payload (or a larger --snaplen) */
-#define DT_STACK_MAX 32   /* kernel stack frames with --stack */
-#define DT_OFF_UNSET 0xffff
+enum dt_limit {
+	DT_SNAP_MAX = 256,   /* bytes of packet copied from the first header */
+	DT_SNAP_BIG = 1536,  /* ... when recording with --payload (or a larger --snaplen) */
+	DT_STACK_MAX = 32,   /* kernel stack frames with --stack */
+	DT_FILTER_MAX = 256, /* classic BPF instructions of one filter program */
+	DT_OFF_UNSET = 0xffff, /* skb header offset not set (the kernel's ~0 in a u16) */
+	DT_LIST_MAX = 64,    /* entries of each --netns / --interface list */
+};
 
-#define DT_F_HAS_REASON 1 /* the hook delivered a drop reason */
-#define DT_F_NO_SKB 2     /* without BTF: nothing was read from the skb */
+enum dt_event_flag {
+	DT_F_HAS_REASON = 1, /* the hook delivered a drop reason */
+	DT_F_NO_SKB = 2,     /* without BTF: nothing was read from the skb */
+};
 
 /* stats map slots (per-CPU counters) */
-#define DT_STAT_EMITTED 0 /* events written to the ring buffer */
-#define DT_STAT_LOST 1    /* ring buffer full: event dropped, counted */
-#define DT_STAT_AGG_FOLDED 2 /* top: aggregation map full, flow folded into a flow-less key */
-#define DT_STAT_AGG_LOST 3   /* top: not even the flow-less key fitted */
-#define DT_STAT_SUPPRESSED 4 /* --rate-limit: events not sent, counted */
-#define DT_STAT_NUM 5
+enum dt_stat {
+	DT_STAT_EMITTED = 0,    /* events written to the ring buffer */
+	DT_STAT_LOST = 1,       /* ring buffer full: event dropped, counted */
+	DT_STAT_AGG_FOLDED = 2, /* top: aggregation map full, flow folded into a flow-less key */
+	DT_STAT_AGG_LOST = 3,   /* top: not even the flow-less key fitted */
+	DT_STAT_SUPPRESSED = 4, /* --rate-limit: events not sent, counted */
+	DT_STAT_NUM = 5,
+};
 
-/* reason filter modes */
-#define DT_REASONS_ALL 0
-#define DT_REASONS_ONLY 1   /* keep only reasons present in reason_filter */
-#define DT_REASONS_EXCEPT 2 /* drop reasons present in reason_filter */
+/* how reason_filter is used */
+enum dt_reason_mode {
+	DT_REASONS_ALL = 0,
+	DT_REASONS_ONLY = 1,   /* keep only reasons present in reason_filter */
+	DT_REASONS_EXCEPT = 2, /* drop reasons present in reason_filter */
+};
+
+/* dt_agg_key.has_flow bits */
+enum dt_flow {
+	DT_FLOW_ADDRS = 1, /* l4proto, saddr and daddr are set */
+	DT_FLOW_PORTS = 2, /* sport and dport are set (a protocol that carries ports) */
+};
 
 struct dt_event {
 	__u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -46,7 +68,7 @@ struct dt_event {
 	__u16 stack_len;  /* bytes of stack[] that are valid */
 	__u16 data_off;   /* offset of skb->data in data[] (bytes before it are not in len) */
 	__u16 _pad;
-	__u32 flags;      /* DT_F_* */
+	__u32 flags;      /* enum dt_event_flag bits */
 	__u32 _reserved;  /* keeps the size a multiple of 8: stack[] follows */
 	char comm[16];
 	char ifname[16];
@@ -77,7 +99,7 @@ struct dt_agg_key {
 	__u32 ifindex;
 	__u16 l3proto;    /* ethertype, host order */
 	__u8 l4proto;     /* IP protocol, 0 unknown */
-	__u8 has_flow;    /* addresses and ports below are set */
+	__u8 has_flow;    /* enum dt_flow bits: what of the flow below is set */
 	__u8 saddr[16];   /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	__u16 sport;
@@ -91,16 +113,17 @@ struct dt_agg_val {
 	char ifname[16];
 };
 
-/* Set by user space in .rodata before load; the verifier sees constants. */
+/* Set by user space in .rodata before load, field by field (by name, from
+ * BTF); the verifier sees constants. */
 struct dt_config {
 	__u32 has_reason;       /* the hook carries a reason argument/field */
 	__u32 want_stack;
 	__u32 snaplen;          /* <= DT_SNAP_BIG; above DT_SNAP_MAX, events are dt_event_big */
 	__u32 skip_reason_a;    /* SKB_NOT_DROPPED_YET (or 0xffffffff) */
 	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */
-	__u32 reason_mode;      /* DT_REASONS_* */
-	__u32 netns;            /* 0: any */
-	__u32 ifindex;          /* 0: any */
+	enum dt_reason_mode reason_mode;
+	__u32 netns_on;         /* keep only namespaces present in netns_filter */
+	__u32 ifname_on;        /* keep only device names present in ifname_filter */
 	__u32 pid;              /* 0: any */
 	__u32 mark_on;
 	__u32 mark;
@@ -110,9 +133,7 @@ struct dt_config {
 	__u32 tp_off_location;
 	__u32 tp_off_reason;
 	__u32 tp_size_reason;
-	__u32 ifname_on;        /* match skb->dev->name against ifname */
-	char ifname[16];
-	__u32 tp_off_protocol;  /* classic tracepoint: offset of protocol */
+	__u32 tp_off_protocol;
 	__u32 aggregate;        /* top: count in agg instead of emitting events */
 	__u32 agg_flows;        /* top: include addresses and ports in the key */
 	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */
@@ -121,7 +142,21 @@ struct dt_config {
 	__u32 rate_limit;       /* events per second at most, 0: no limit */
 };
 
-#define DT_FILTER_MAX 256
+/* Never read by the programs: a global of this type carries into the object's
+ * BTF the enums above and the event variants that the code only casts to
+ * (BTF keeps a struct whole only where it is used by value). */
+struct dt_contract {
+	enum dt_limit limit;
+	enum dt_event_flag event_flag;
+	enum dt_stat stat;
+	enum dt_reason_mode reason_mode;
+	enum dt_flow flow;
+	union {
+		struct dt_event_stack event_stack;
+		struct dt_event_big event_big;
+		struct dt_event_big_stack event_big_stack;
+	} variants;
+};
 
 /* One classic BPF instruction, as libpcap emits it (struct bpf_insn). */
 struct dt_insn {
@@ -129,6 +164,11 @@ struct dt_insn {
 	__u8 jt;
 	__u8 jf;
 	__u32 k;
+};
+
+/* A device name, the key of ifname_filter. */
+struct dt_ifname {
+	char name[16];
 };
 
 #endif

@@ -4,51 +4,76 @@ The Python API::
 
     import droptrace
 
-    with droptrace.trace(reasons=["NO_SOCKET"]) as drops:  # attached from here
+    with droptrace.trace(reasons="NO_SOCKET", count=10) as drops:  # attached from here
         for event in drops:
             print(event.reason, event.saddr, event.dport)
-            break
 
     for event in droptrace.read("drops.pcapng"):         # or a .jsonl recording
         ...
 
-Events carry the fields of the --json schema as attributes.
+Events carry the fields of the --json schema as attributes. The arguments
+follow the command line's flags and are checked by the same rules.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+import atexit
+import time
+import weakref
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Tuple, Union
 
-__version__ = "0.1.0"
-__all__ = ["Event", "DroptraceError", "Trace", "trace", "read", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["Event", "DroptraceError", "UsageError", "Trace", "trace", "read", "__version__"]
 
-from .errors import DroptraceError
+from .errors import DroptraceError, UsageError
 from .event import Event
 
 if TYPE_CHECKING:
-    from .tracer import Options
+    from .formats.recording import Recording
+    from .options import Options
+
+_open_traces: "weakref.WeakSet[Trace]" = weakref.WeakSet()
 
 
 class Trace:
-    """A live tracing session: attached when created, iterable, closed by close() or `with`."""
+    """A live tracing session: attached when created, iterable, closed by close(), `with`,
+    garbage collection or interpreter exit."""
 
-    def __init__(self, opts: "Options", poll_ms: int = 100) -> None:
-        from .tracer import Tracer
+    def __init__(self, opts: "Options", poll_ms: int = 100, count: Optional[int] = None,
+                 duration: Optional[float] = None) -> None:
+        from .kernel.tracer import Tracer
 
         self._tracer = Tracer(opts)
         self._tracer.start()
         self._poll_ms = poll_ms
+        self._count = count
+        self._deadline = time.monotonic() + duration if duration else None
         self.hook = self._tracer.hook
+        self.seen = 0
+        self._finalizer = weakref.finalize(self, self._tracer.close)
+        _open_traces.add(self)
 
     def __iter__(self) -> Iterator[Event]:
         while self._tracer.hook is not None:
-            yield from self._tracer.poll(self._poll_ms)
+            if self._count is not None and self.seen >= self._count:
+                return
+            wait = self._poll_ms
+            if self._deadline is not None:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = max(1, min(wait, int(left * 1000)))
+            events = self._tracer.poll(wait)
+            if self._count is not None:
+                events = events[: self._count - self.seen]
+            self.seen += len(events)
+            yield from events
 
     def lost(self) -> int:
         """Events the kernel could not queue (ring buffer full), so far."""
         return self._tracer.counters()[1]
 
     def close(self) -> None:
-        self._tracer.close()
+        self._finalizer()
         self._tracer.hook = None
 
     def __enter__(self) -> "Trace":
@@ -58,27 +83,41 @@ class Trace:
         self.close()
 
 
-def trace(filter: Optional[str] = None, stack: bool = False, *, reasons: Optional[List[str]] = None,
-          exclude_reasons: Optional[List[str]] = None, netns: Optional[str] = None,
-          interface: Optional[str] = None, pid: int = 0, mark: Optional[Tuple[int, int]] = None,
-          hook: Optional[str] = None, poll_ms: int = 100) -> Trace:
+@atexit.register
+def _close_all() -> None:
+    for t in list(_open_traces):
+        t.close()
+
+
+def trace(filter: Optional[str] = None, stack: bool = False, *,
+          reasons: Union[str, Iterable[str], None] = None,
+          exclude_reasons: Union[str, Iterable[str], None] = None,
+          netns: Union[str, int, Iterable[Union[str, int]], None] = None,
+          interface: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
+          pid: Optional[int] = None, mark: Union[str, int, Tuple[int, int], None] = None,
+          hook: Optional[str] = None, count: Optional[int] = None, duration: Optional[float] = None,
+          rate_limit: Optional[int] = None, ring_buffer_mb: int = 8, poll_ms: int = 100) -> Trace:
     """Attach now and return a Trace that yields an Event per dropped packet.
 
     Needs root. `filter` is a tcpdump expression ("udp port 53"); it and the
-    other filters run in the kernel. `netns` takes an inode, an `ip netns` name
-    or "pid:N". Use it with `with` (or call close()) to detach.
+    other filters run in the kernel. `reasons`, `netns` and `interface` take one
+    value or several; `netns` an inode, an `ip netns` name or "pid:N". `count`
+    and `duration` end the iteration. Use it with `with` (or call close()).
+    Bad values raise UsageError (or DroptraceError for what the host lacks),
+    with the command line's words.
     """
-    from . import netns as netnsmod
-    from .tracer import Options
+    from . import options
 
-    return Trace(Options(hook=hook, stack=stack, filter=filter or None, reasons=list(reasons or []),
-                         exclude_reasons=list(exclude_reasons or []),
-                         netns=netnsmod.inode(str(netns)) if netns else 0, interface=interface,
-                         pid=pid, mark=mark), poll_ms)
+    opts = options.make(hook_name=hook, stack=stack, reasons=reasons, exclude_reasons=exclude_reasons,
+                        netns_specs=netns, interfaces=interface, pid_value=pid, mark_value=mark,
+                        filter_expr=filter, ring_buffer_mb=ring_buffer_mb, rate=rate_limit)
+    return Trace(opts, poll_ms, options.count(count) if count is not None else None,
+                 options.seconds(duration) if duration is not None else None)
 
 
-def read(path: str) -> Iterator[Event]:
-    """Yield the Events of a recording made by `droptrace record` (pcapng or JSON lines)."""
-    from .recording import read as _read
+def read(path: str) -> "Recording":
+    """The Events of a recording made by `droptrace record` (pcapng or JSON lines). The file
+    is opened now: a missing one raises DroptraceError here, not when iteration starts."""
+    from .formats.recording import read as _read
 
     return _read(path)

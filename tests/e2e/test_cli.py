@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from droptrace.lab import A4, B4, GHOST4, IFNAME, Lab, by_name
 
 from .conftest import DROPTRACE, Droptrace, run
@@ -122,11 +124,12 @@ def test_bad_input_is_one_clear_line():
         (["-d", "soon"], 2, "not a number"),
         (["--hook", "kprobe"], 2, "invalid choice"),
         (["--mark", "0x1/zz"], 2, "VALUE/MASK"),
-        (["--reason", "NO_SOKET"], 1, "did you mean NO_SOCKET"),
-        (["--reason", "NO_SOCKET", "--exclude-reason", "NOT_SPECIFIED"], 1, "cannot be combined"),
+        # usage errors are exit 2 (issue 8: these were 1)
+        (["--reason", "NO_SOKET"], 2, "did you mean NO_SOCKET"),
+        (["--reason", "NO_SOCKET", "--exclude-reason", "NOT_SPECIFIED"], 2, "cannot be combined"),
         (["--netns", "no-such-namespace"], 1, "/run/netns/no-such-namespace"),
-        (["-i", "a-very-long-interface-name"], 1, "longer than 15"),
-        (["lab", "no-such-scenario"], 1, "no lab scenario"),
+        (["-i", "a-very-long-interface-name"], 2, "longer than 15"),
+        (["lab", "no-such-scenario"], 2, "no lab scenario"),
     ]
     for args, rc, text in cases:
         r = run(*args)
@@ -135,6 +138,74 @@ def test_bad_input_is_one_clear_line():
         assert TRACEBACK not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert r.stdout == ""
+
+
+BAD_INPUT = [
+    (["-d", "inf"], 2, "too long"),
+    (["-d", "1e308"], 2, "too long"),
+    (["-d", "nan"], 2, "greater than zero"),
+    (["-c", "1" * 20], 2, "out of range"),
+    (["--pid", "1" * 20], 2, "out of range"),
+    (["--pid", "-1"], 2, "greater than zero"),
+    (["--rate-limit", "1" * 20], 2, "out of range"),
+    (["--netns", "1" * 20], 2, "not a namespace inode"),
+    (["--netns", ""], 2, "empty namespace"),
+    (["--netns", "0"], 2, "not a namespace inode"),
+    (["--netns", "../../etc/passwd"], 2, "not an inode, an `ip netns` name or pid:N"),
+    (["--netns", "12345"], 1, "no network namespace with this inode"),
+    (["--netns", "pid:99999999"], 2, "out of range"),
+    (["--reason", ""], 2, "no name given"),
+    (["--reason", ","], 2, "no name given"),
+    (["-i", ""], 2, "empty name"),
+    (["-i", "a/b"], 2, "not a valid device name"),
+    (["--mark", "-1"], 2, "does not fit in 32 bits"),
+    (["--ring-buffer", "3"], 2, "power of two"),
+    (["udp port \udcff"], 2, "invalid filter expression"),
+    (["inbound"], 2, "capture direction"),
+    (["outbound", "and", "udp"], 2, "capture direction"),
+    (["record", "-w", "/tmp/never-written.pcapng", "--snaplen", "99999"], 2, "captures 1 to"),
+    (["record", "-w", "/tmp/never-written.pcapng", "--snaplen", "64", "--payload"], 2,
+     "cannot be combined"),
+    (["lab", "--hook", "bogus"], 2, "invalid choice"),
+    (["top", "--interval", "inf"], 2, "too long"),
+    (["report"], 2, "required"),
+]
+
+
+@pytest.mark.parametrize("args,rc,text", BAD_INPUT, ids=[" ".join(a)[:40] for a, _, _ in BAD_INPUT])
+def test_every_bad_input_is_one_line_and_the_right_exit(args, rc, text):
+    r = run(*args)
+    assert r.returncode == rc, (args, r.stderr)
+    assert text in r.stderr, (args, r.stderr)
+    assert TRACEBACK not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
+
+
+def test_help_of_every_subcommand_is_usage_and_exit_0():
+    for sub in (["doctor"], ["top"], ["record"], ["report"], ["lab"], []):
+        r = run(*sub, "--help")
+        assert r.returncode == 0, (sub, r.stderr)
+        assert r.stdout.startswith("usage: droptrace"), (sub, r.stdout[:80])
+
+
+def test_the_api_gets_the_same_answers():
+    import droptrace
+
+    for kw, text in [(dict(pid=-1), "greater than zero"), (dict(mark=-1), "does not fit"),
+                     (dict(reasons="NO_SOCKET", exclude_reasons="NOT_SPECIFIED"), "cannot be combined"),
+                     (dict(netns=""), "empty namespace"), (dict(count=0), "greater than zero"),
+                     (dict(duration=float("inf")), "too long"), (dict(reasons="NO_SOKET"), "did you mean")]:
+        with pytest.raises(droptrace.UsageError, match=text):
+            droptrace.trace(**kw)
+    with pytest.raises(droptrace.DroptraceError, match="cannot read"):
+        droptrace.read("/nonexistent/recording.pcapng")  # at the call, not at iteration
+
+
+def test_an_interface_name_that_is_not_utf8_is_taken_as_bytes():
+    r = run("-i", "\udcff", "-d", "0.2")
+    assert r.returncode == 0, r.stderr
+    assert TRACEBACK not in r.stderr and "Tracing" in r.stderr
 
 
 def test_not_root_is_a_clear_error():

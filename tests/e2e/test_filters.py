@@ -69,7 +69,8 @@ def test_filter_applies_to_top_and_record(lab, tmp_path):
         for args, _ in DROPS.values():
             lab.traffic(lab.a, *args)
         assert dt.wait() == 0
-    assert json.loads(path.read_text())["l4"] == "tcp"
+    event, summary = (json.loads(x) for x in path.read_text().splitlines())
+    assert event["l4"] == "tcp" and summary["droptrace_summary"]["written"] == 1
 
 
 def test_invalid_expression_exits_2():

@@ -99,6 +99,8 @@ def test_jsonl_recording(lab, tmp_path):
         by_name("udp6-closed-port").provoke(lab)
         assert dt.wait() == 0
     lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines[-1]["droptrace_summary"] == {"written": 2, "lost": 0}  # the closing summary
+    lines = lines[:-1]
     assert [x["l3"] for x in lines] == ["ipv4", "ipv6"]
     assert all(x["reason"] == "NO_SOCKET" and x["netns"] == lab.inode(lab.b) for x in lines)
     s = json.loads(run("report", str(path), "--json").stdout)
@@ -164,7 +166,7 @@ def test_unwritable_path_and_bad_arguments(tmp_path):
     r = run("record", "-w", str(tmp_path / "x.txt"))
     assert r.returncode == 1 and "format" in r.stderr
     r = run("record", "-w", str(tmp_path / "x.pcapng"), "--snaplen", "9000")
-    assert r.returncode == 1 and "at most 1536" in r.stderr
+    assert r.returncode == 2 and "1 to 1536" in r.stderr  # a usage error (issue 8)
     r = run("record")
     assert r.returncode == 2 and "-w" in r.stderr
     r = run("report", str(tmp_path / "missing.pcapng"))

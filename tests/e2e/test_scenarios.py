@@ -7,7 +7,7 @@ addresses and ports, the namespace inode and the interface.
 import pytest
 
 from droptrace.lab import IFNAME, SCENARIOS
-from droptrace.tracer import HOOKS
+from droptrace.options import HOOKS
 
 from .conftest import Droptrace
 

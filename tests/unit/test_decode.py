@@ -6,7 +6,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from droptrace.decode import UNSET, Packet, decode, tcp_flags
+from droptrace.packet.decode import UNSET, Packet, decode, tcp_flags
 
 MAC_A, MAC_B = bytes.fromhex("02d700000001"), bytes.fromhex("02d700000002")
 

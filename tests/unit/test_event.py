@@ -6,8 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from droptrace.event import RAW, STACK, Converter
-from droptrace.output import JsonWriter, TextWriter, endpoint
+from droptrace.convert import Converter
+from droptrace.formats.jsonl import JsonWriter
+from droptrace.formats.out import Output
+from droptrace.formats.text import TextWriter, endpoint
+from droptrace.kernel.contract import contract
 
 from .test_decode import eth, ipv4, tcp
 
@@ -16,11 +19,19 @@ SCHEMA = ["time", "reason", "reason_code", "location", "l3", "l4", "saddr", "dad
           "pid", "tid", "comm"]
 
 
+EVENT = contract().struct("dt_event")
+STACK_BYTES = contract().struct("dt_event_stack").field("stack").size
+RECORD_SIZE = EVENT.size
+
+
 def record(data: bytes, reason=3, flags=1, stack=()) -> bytes:
-    raw = RAW.pack(10**9, 0xFFFFFFFF81000100, reason, 42, 43, 1, 60, 7, 2, 4026531840, 0x0800, 0, 14,
-                   len(data), 1, 8 * len(stack), 14, 0, flags, 0, b"curl\0", b"eth0\0", data)
+    """A ring-buffer record laid out by the BPF object's own BTF, fields by name."""
+    raw = EVENT.pack(dict(ts_ns=10**9, location=0xFFFFFFFF81000100, reason=reason, pid=42, tid=43, cpu=1,
+                          len=60, mark=7, ifindex=2, netns=4026531840, protocol=0x0800, mac_off=0,
+                          net_off=14, cap_len=len(data), dev_type=1, stack_len=8 * len(stack),
+                          data_off=14, flags=flags, comm=b"curl", ifname=b"eth0", data=data))
     if stack:
-        raw += STACK.pack(*(list(stack) + [0] * (32 - len(stack))))
+        raw += b"".join(a.to_bytes(8, "little") for a in stack).ljust(STACK_BYTES, b"\0")
     return raw
 
 
@@ -59,17 +70,15 @@ def test_json_writer_writes_one_object_per_line(tmp_path):
     e = converter().convert(record(eth(0x0800, ipv4(6, tcp(1, 2, 0x14)))))
     path = tmp_path / "out.jsonl"
     with open(path, "wb") as f:
-        JsonWriter(f).write([e, e])
+        JsonWriter(Output(f)).write([e, e])
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["tcp_flags"] == "RA"
 
 
-def test_text_line_shows_the_columns(capsys):
-    import sys
-
+def test_text_line_shows_the_columns(capfd):
     e = converter().convert(record(eth(0x0800, ipv4(6, tcp(51234, 8080, 2)))))
-    TextWriter(sys.stdout).write([e])
-    out = capsys.readouterr().out.splitlines()
+    TextWriter(Output.stdout()).write([e])
+    out = capfd.readouterr().out.splitlines()
     assert out[0].split()[:5] == ["TIME", "PID", "COMM", "PROTO", "REASON"]
     assert "10.0.0.1:51234" in out[1] and "NO_SOCKET" in out[1] and "flags=S" in out[1]
 
@@ -80,7 +89,7 @@ def test_endpoint(addr, port, text):
     assert endpoint(addr, port) == text
 
 
-@given(st.binary(min_size=RAW.size, max_size=RAW.size + STACK.size + 8))
+@given(st.binary(min_size=RECORD_SIZE, max_size=RECORD_SIZE + STACK_BYTES + 8))
 def test_any_record_converts(raw):
     e = converter(with_stack=True).convert(raw)
     d = e.to_dict(with_stack=True)
@@ -88,7 +97,7 @@ def test_any_record_converts(raw):
     assert list(d) == SCHEMA + ["stack"]
 
 
-@given(st.binary(min_size=RAW.size, max_size=RAW.size + STACK.size + 8), st.booleans())
+@given(st.binary(min_size=RECORD_SIZE, max_size=RECORD_SIZE + STACK_BYTES + 8), st.booleans())
 def test_fast_json_path_equals_the_event_path(raw, with_stack):
     c = converter(with_stack)
     assert c.json_line(raw) == orjson.dumps(c.convert(raw).to_dict(with_stack=with_stack))

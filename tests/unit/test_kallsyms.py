@@ -2,7 +2,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from droptrace.kallsyms import Kallsyms
+from droptrace.kernel.kallsyms import Kallsyms
 
 LINES = [b"ffffffff81000000 T _stext", b"ffffffff81000100 t tcp_v4_rcv",
          b"ffffffff81000400 D some_data", b"ffffffff81000500 T ip_rcv_core",

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from droptrace import btf, reasons, tracefs
+from droptrace.kernel import btf, reasons, tracefs
 from droptrace.errors import DroptraceError
 
 from .btfgen import BTFBuilder

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import DroptraceError
+from ..errors import DroptraceError
 
 NETNS_RUN = "/run/netns"
 

@@ -9,9 +9,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import orjson
 
-from .event import Event
-from .output import endpoint, proto
-from .recording import read
+from ..event import Event
+from ..formats.out import Output
+from ..formats.recording import read
+from ..formats.text import endpoint, proto
+from .common import Parser, positive_int
 
 
 def flow(e: Event) -> str:
@@ -38,6 +40,8 @@ def _bucket_seconds(span: float) -> int:
 
 
 def summarise(events: Iterable[Event], top: int = 10) -> Dict[str, Any]:
+    """Counts by reason, location, flow and interface, and over time; with the recording's own
+    summary (drops lost in the kernel while recording) when it has one."""
     counters = {key: Counter() for key, _, _ in GROUPS}
     stamps: List[float] = []
     total = 0
@@ -54,6 +58,9 @@ def summarise(events: Iterable[Event], top: int = 10) -> Dict[str, Any]:
     first = min(stamps) if stamps else None
     last = max(stamps) if stamps else None
     out["first"], out["last"] = _iso(first), _iso(last)
+    stats = getattr(events, "summary", None)
+    out["lost"] = stats.get("lost") if stats else None
+    out["suppressed"] = stats.get("suppressed") if stats else None
     out["over_time"] = []
     if first is not None:
         size = _bucket_seconds(last - first)
@@ -73,6 +80,11 @@ def _iso(t: Optional[float]) -> Optional[str]:
 def text(summary: Dict[str, Any], path: str) -> str:
     lines = [f"{path}: {summary['total']} drops"
              + (f", {summary['first']} .. {summary['last']}" if summary["first"] else "")]
+    if summary.get("lost"):
+        lines.append(f"  and {summary['lost']} more drops lost while recording (ring buffer full): "
+                     "counts below are of what was recorded")
+    if summary.get("suppressed"):
+        lines.append(f"  and {summary['suppressed']} held back by --rate-limit")
     for key, label, _ in GROUPS:
         rows = summary[key]
         if not rows:
@@ -90,18 +102,17 @@ def text(summary: Dict[str, Any], path: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    from .cli import _Parser, positive_int
-
-    p = _Parser(prog="droptrace report", description="Summarise a droptrace recording "
-                "(pcapng written by droptrace, or JSON lines) by reason, location, flow, "
-                "namespace/interface and over time.")
+    p = Parser(prog="droptrace report", description="Summarise a droptrace recording "
+               "(pcapng written by droptrace, or JSON lines) by reason, location, flow, "
+               "namespace/interface and over time.")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
     args: argparse.Namespace = p.parse_args(list(argv))
     summary = summarise(read(args.file), args.top)
+    out = Output.stdout()
     if args.json:
-        print(orjson.dumps(summary).decode())
+        out.write(orjson.dumps(summary) + b"\n")
     else:
-        print(text(summary, args.file))
+        out.write_text(text(summary, args.file) + "\n")
     return 0

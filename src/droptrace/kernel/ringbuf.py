@@ -15,7 +15,7 @@ import select
 import struct
 from typing import List
 
-from .errors import DroptraceError
+from ..errors import DroptraceError
 
 BUSY, DISCARD = 1 << 31, 1 << 30
 _U64 = struct.Struct("<Q")

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from ..errors import DroptraceError, UsageError
 from . import btf as btfmod
-from .errors import DroptraceError
 
 PREFIX = "SKB_DROP_REASON_"
 CORE_ENUMS = frozenset({"skb_drop_reason", "skb_drop_reason_subsys"})
@@ -72,7 +72,7 @@ class Reasons:
                 return v
         close = difflib.get_close_matches(key, list(self.all_names().values()), n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise DroptraceError(f"unknown drop reason {name!r} on this kernel{hint}; "
+        raise UsageError(f"unknown drop reason {name!r} on this kernel{hint}; "
                              "`droptrace --list-reasons` lists them")
 
     def all_names(self) -> Dict[int, str]:

@@ -7,24 +7,31 @@ event's fields) so `droptrace report` and `droptrace.read` can rebuild the
 events. Interfaces get Interface Description Blocks per (namespace, name,
 link type): Ethernet where the MAC header was captured, raw IP where not.
 Blocks are written whole, so a killed run leaves a file readable up to its
-last complete block.
+last complete block. A finished recording ends with an Interface Statistics
+Block: isb_osdrop is the drops the kernel could not queue (ring buffer
+full), isb_usrdeliv the drops written, and a `droptrace-summary:` comment
+carries the whole summary (with --rate-limit's suppressed count).
 """
 from __future__ import annotations
 
 import json
 import struct
-from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
+import time
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
-from .decode import UNSET, decode
-from .event import Event
+from ..event import SCHEMA_KEYS, Event
+from ..packet.decode import UNSET, decode
+from .out import Output
 
-SHB, IDB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+SHB, IDB, EPB, ISB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x00000005
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101
 OPT_END, OPT_COMMENT = 0, 1
 IF_NAME, IF_DESCRIPTION, IF_TSRESOL = 2, 3, 9
 SHB_USERAPPL = 4
+ISB_STARTTIME, ISB_ENDTIME, ISB_OSDROP, ISB_USRDELIV = 2, 3, 7, 8
 MACHINE_PREFIX = "droptrace:"
+SUMMARY_PREFIX = "droptrace-summary:"
 SNAPLEN = 65535
 
 
@@ -80,13 +87,28 @@ def machine_comment(e: Event) -> str:
 class Writer:
     """Writes events to a pcapng stream; call write() with batches, then close()."""
 
-    def __init__(self, out: BinaryIO, app: str = "droptrace") -> None:
+    def __init__(self, out: Output, app: str = "droptrace") -> None:
         self.out = out
         self._ifaces: Dict[Tuple[Optional[int], Optional[str], int], int] = {}
+        self._started_us = time.time_ns() // 1000
         self._write(section_header(app))
 
     def _write(self, data: bytes) -> None:
         self.out.write(data)
+
+    def finish(self, summary: Dict[str, Any]) -> None:
+        """The closing statistics: one ISB for the first interface (defined if none was)."""
+        idb = b""
+        if not self._ifaces:
+            self._ifaces[(None, None, LINKTYPE_RAW)] = 0
+            idb = interface_description(LINKTYPE_RAW, "none", "no drop was recorded")
+        now = time.time_ns() // 1000
+        opts = [(ISB_STARTTIME, _ts(self._started_us)), (ISB_ENDTIME, _ts(now)),
+                (ISB_OSDROP, struct.pack("<Q", int(summary.get("lost", 0)))),
+                (ISB_USRDELIV, struct.pack("<Q", int(summary.get("written", 0)))),
+                (OPT_COMMENT, (SUMMARY_PREFIX + json.dumps(summary, separators=(",", ":"))).encode())]
+        body = struct.pack("<III", 0, now >> 32, now & 0xFFFFFFFF) + _options(opts)
+        self._write(idb + _block(ISB, body))
 
     def _interface(self, e: Event, linktype: int) -> Tuple[int, bytes]:
         key = (e.netns, e.ifname or (str(e.ifindex) if e.ifindex else None), linktype)
@@ -114,7 +136,10 @@ class Writer:
             chunks.append(idb + _block(EPB, body))
         if chunks:
             self._write(b"".join(chunks))  # whole blocks in one write
-        self.out.flush()
+
+
+def _ts(us: int) -> bytes:
+    return struct.pack("<II", us >> 32, us & 0xFFFFFFFF)
 
 
 def _parse_options(buf: bytes, endian: str) -> List[Tuple[int, bytes]]:
@@ -159,26 +184,41 @@ def read_blocks(f: BinaryIO) -> Iterator[Tuple[int, bytes, str]]:
         yield btype, rest[:-4], endian
 
 
+class Reader:
+    """Events of a droptrace pcapng file (packets re-decoded from their bytes); `summary`
+    holds the closing statistics once iteration has reached them."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.summary: Optional[Dict[str, Any]] = None
+
+    def __iter__(self) -> Iterator[Event]:
+        linktypes: List[int] = []
+        for btype, body, endian in read_blocks(self.f):
+            if btype == IDB:
+                linktypes.append(struct.unpack_from(endian + "H", body)[0])
+            elif btype == ISB and len(body) >= 12:
+                for code, value in _parse_options(body[12:], endian):
+                    if code == OPT_COMMENT and value.startswith(SUMMARY_PREFIX.encode()):
+                        self.summary = json.loads(value.decode()[len(SUMMARY_PREFIX):])
+            elif btype == EPB and len(body) >= 20:
+                idx, hi, lo, caplen, _orig = struct.unpack_from(endian + "5I", body)
+                data = body[20:20 + caplen]
+                opts = _parse_options(body[20 + caplen + (-caplen % 4):], endian)
+                meta = next((json.loads(v.decode()[len(MACHINE_PREFIX):]) for c, v in opts
+                             if c == OPT_COMMENT and v.startswith(MACHINE_PREFIX.encode())), None)
+                if meta is None:
+                    continue  # not written by droptrace
+                ethernet = idx < len(linktypes) and linktypes[idx] == LINKTYPE_ETHERNET
+                if data:
+                    p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0,
+                               0, 1 if ethernet else 0xFFFF)
+                    packet_keys = SCHEMA_KEYS[SCHEMA_KEYS.index("l3"):SCHEMA_KEYS.index("len")]
+                    meta.update({k: getattr(p, k) for k in packet_keys if meta.get(k) is None})
+                yield Event.from_dict(meta, packet=data, link_ethernet=ethernet,
+                                      ts_ns=((hi << 32) | lo) * 1000)
+
+
 def read(f: BinaryIO) -> Iterator[Event]:
-    """Events of a droptrace pcapng file (packets are re-decoded from their bytes)."""
-    linktypes: List[int] = []
-    for btype, body, endian in read_blocks(f):
-        if btype == IDB:
-            linktypes.append(struct.unpack_from(endian + "H", body)[0])
-        elif btype == EPB and len(body) >= 20:
-            idx, hi, lo, caplen, _orig = struct.unpack_from(endian + "5I", body)
-            data = body[20:20 + caplen]
-            opts = _parse_options(body[20 + caplen + (-caplen % 4):], endian)
-            meta = next((json.loads(v.decode()[len(MACHINE_PREFIX):]) for c, v in opts
-                         if c == OPT_COMMENT and v.startswith(MACHINE_PREFIX.encode())), None)
-            if meta is None:
-                continue  # not written by droptrace
-            ethernet = idx < len(linktypes) and linktypes[idx] == LINKTYPE_ETHERNET
-            if data:
-                p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0,
-                           0, 1 if ethernet else 0xFFFF)
-                meta.update({k: getattr(p, k) for k in ("l3", "l4", "saddr", "daddr", "sport",
-                                                         "dport", "tcp_flags", "icmp_type",
-                                                         "icmp_code") if meta.get(k) is None})
-            yield Event.from_dict(meta, packet=data, link_ethernet=ethernet,
-                                  ts_ns=((hi << 32) | lo) * 1000)
+    """Events of a droptrace pcapng file."""
+    return iter(Reader(f))

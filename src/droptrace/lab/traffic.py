@@ -1,6 +1,6 @@
 """Packets for the lab, sent from inside a lab namespace.
 
-Run as `ip netns exec NS python -m droptrace.labtraffic KIND ...`: each kind
+Run as `ip netns exec NS python -m droptrace.lab.traffic KIND ...`: each kind
 sends one well-formed or deliberately broken packet (or a burst) that the
 receiving kernel drops for a known reason. Raw packets are built here so
 that checksums and lengths can be wrong on purpose.
@@ -79,7 +79,7 @@ def mac(text: str) -> bytes:
 
 
 def main(argv: list) -> int:
-    p = argparse.ArgumentParser(prog="droptrace.labtraffic")
+    p = argparse.ArgumentParser(prog="droptrace.lab.traffic")
     sub = p.add_subparsers(dest="kind", required=True)
     u = sub.add_parser("udp", help="UDP datagrams through a normal socket")
     u.add_argument("dst")

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .errors import DroptraceError
+from ..errors import DroptraceError
 
 CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 EVENT = "events/skb/kfree_skb/format"

@@ -2,18 +2,18 @@
 
 A small ctypes binding: pcap_open_dead + pcap_compile turn an expression into
 classic BPF for a link type; droptrace runs that program in the kernel (see
-the interpreter in bpf/droptrace.bpf.c), once for Ethernet frames and once for
+the interpreter in bpf/cbpf.bpf.h), once for Ethernet frames and once for
 packets whose capture starts at the IP header.
 """
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import List, Tuple
 
-from .errors import DroptraceError, UsageError
+from ..errors import DroptraceError, UsageError
 
 DLT_EN10MB, DLT_RAW = 1, 12
-MAX_INSNS = 256
 _LIBS = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")
 
 
@@ -61,7 +61,7 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 65535) -> List[Insn]
         raise DroptraceError("libpcap could not open a dead handle")
     prog = _Program()
     try:
-        if lib.pcap_compile(handle, ctypes.byref(prog), expr.encode(), 1, 0xFFFFFFFF) != 0:
+        if lib.pcap_compile(handle, ctypes.byref(prog), os.fsencode(expr), 1, 0xFFFFFFFF) != 0:
             msg = lib.pcap_geterr(handle).decode(errors="replace")
             raise UsageError(f"invalid filter expression {expr!r}: {msg}")
         insns = [(prog.bf_insns[i].code, prog.bf_insns[i].jt, prog.bf_insns[i].jf, prog.bf_insns[i].k)
@@ -69,7 +69,4 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 65535) -> List[Insn]
         lib.pcap_freecode(ctypes.byref(prog))
     finally:
         lib.pcap_close(handle)
-    if len(insns) > MAX_INSNS:
-        raise UsageError(f"filter expression {expr!r} compiles to {len(insns)} instructions; "
-                         f"droptrace runs at most {MAX_INSNS} in the kernel")
     return insns

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
-from . import btf as btfmod
-from . import libbpf, reasons, tracefs
-from .errors import DroptraceError
-from .tracer import BTF_PATH, HOOKS, NOBTF_LIMITS, Options, Tracer, check_privileges
+from ..errors import DroptraceError
+from ..event import dumps
+from ..formats.out import Output
+from ..kernel import btf as btfmod
+from ..kernel import libbpf, reasons, tracefs
+from ..kernel.privileges import check_privileges
+from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer
+from ..options import HOOKS, Options
+from .common import Parser
 
 Check = Tuple[str, bool, str]
 
@@ -70,21 +75,34 @@ def checks() -> Tuple[List[Check], List[str]]:
     return out, working
 
 
-def main() -> int:
+def main(argv: Sequence[str] = ()) -> int:
+    p = Parser(prog="droptrace doctor", description="What this host supports, and which hook and "
+               "features droptrace will use. Every check is the real thing: hooks are loaded, "
+               "attached and removed.")
+    p.add_argument("--json", action="store_true", help='one object: {"checks": [{"name", "ok", '
+                   '"detail"}], "hook", "features"}')
+    args = p.parse_args(list(argv))
     results, working = checks()
-    print("droptrace doctor: what this host supports")
-    for name, ok, detail in results:
-        print(f"  {name:<16} {'ok ' if ok else 'NO '} {detail}")
-    if not working:
-        print("\ndroptrace cannot trace here: see the NO lines above.")
-        return 1
     btf = os.path.exists(BTF_PATH)
     features = ["drop reasons" if any(n == "drop reasons" and ok for n, ok, _ in results)
                 else "locations only (no drop reasons)"]
     features += ["packet decode", "interface and namespace", "all filters"] if btf else \
         ["reason/pid filters only"]
     features.append("kernel stacks")
+    out = Output.stdout()
+    if args.json:
+        out.write(dumps({"checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in results],
+                         "hook": working[0] if working else None,
+                         "features": features if working else []}) + b"\n")
+        return 0 if working else 1
+    lines = ["droptrace doctor: what this host supports"]
+    lines += [f"  {name:<16} {'ok ' if ok else 'NO '} {detail}" for name, ok, detail in results]
+    if not working:
+        lines.append("\ndroptrace cannot trace here: see the NO lines above.")
+        out.write_text("\n".join(lines) + "\n")
+        return 1
     skipped = [h for h in HOOKS[:HOOKS.index(working[0])]]
     why = f" ({', '.join(skipped)} unavailable: see above)" if skipped else ""
-    print(f"\ndroptrace will use the {working[0]} hook{why}: {', '.join(features)}.")
+    lines.append(f"\ndroptrace will use the {working[0]} hook{why}: {', '.join(features)}.")
+    out.write_text("\n".join(lines) + "\n")
     return 0

@@ -14,7 +14,7 @@ import errno
 import os
 from typing import Iterator, List, Optional, Tuple
 
-from .errors import DroptraceError
+from ..errors import DroptraceError
 
 _LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so")
 
@@ -82,6 +82,7 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map__fd", i, vp)
     _sig("bpf_map__value_size", ctypes.c_uint32, vp)
     _sig("bpf_map__set_initial_value", i, vp, vp, sz)
+    _sig("bpf_map__initial_value", vp, vp, ctypes.POINTER(sz))
     _sig("bpf_map__set_max_entries", i, vp, ctypes.c_uint32)
     _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
     _sig("bpf_map_lookup_elem", i, i, vp, vp)
@@ -134,6 +135,12 @@ class Map:
     @property
     def value_size(self) -> int:
         return lib().bpf_map__value_size(self._ptr)
+
+    def initial_value(self) -> bytes:
+        """The map's data as the object holds it before load (.rodata/.data images)."""
+        size = ctypes.c_size_t(0)
+        ptr = lib().bpf_map__initial_value(self._ptr, ctypes.byref(size))
+        return ctypes.string_at(ptr, size.value) if ptr else b""
 
     def set_initial_value(self, data: bytes) -> None:
         buf = ctypes.create_string_buffer(data, len(data))
@@ -217,6 +224,13 @@ class Object:
         while m:
             yield Map(m)
             m = lib().bpf_object__next_map(self._ptr, m)
+
+    def map_by_suffix(self, suffix: str) -> Map:
+        """A map whose name ends with suffix: libbpf names .rodata after the object (`droptrac.rodata`)."""
+        m = next((m for m in self.maps() if m.name.endswith(suffix)), None)
+        if m is None:
+            raise BpfError(f"no map {suffix}", errno.ENOENT)
+        return m
 
     def load(self) -> None:
         _check(lib().bpf_object__load(self._ptr), "loading BPF programs")

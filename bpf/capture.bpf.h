@@ -1,0 +1,84 @@
+/* ==== Reading the skb: namespace, device filters, header copying =====
+ * What the CO-RE object reads from the skb before anything else, and the
+ * filters that need it (--netns, --interface). The packet is copied from its
+ * first known header, so user space decodes addresses and ports from the
+ * packet itself: skb->sk is NULL for most receive-path drops. */
+#ifndef DROPTRACE_CAPTURE_BPF_H
+#define DROPTRACE_CAPTURE_BPF_H
+
+/* netns inode -> 1, consulted when cfg.netns_on */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DT_LIST_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} netns_filter SEC(".maps");
+
+/* device name -> 1, consulted when cfg.ifname_on */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DT_LIST_MAX);
+	__type(key, struct dt_ifname);
+	__type(value, __u8);
+} ifname_filter SEC(".maps");
+
+static __always_inline __u32 netns_of(struct net_device *dev, struct sk_buff *skb)
+{
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline bool netns_wanted(__u32 netns)
+{
+	return !cfg.netns_on || bpf_map_lookup_elem(&netns_filter, &netns) != NULL;
+}
+
+static __always_inline bool ifname_wanted(struct net_device *dev)
+{
+	struct dt_ifname key = {};
+
+	if (!cfg.ifname_on)
+		return true;
+	if (!dev)
+		return false;
+	bpf_probe_read_kernel_str(key.name, sizeof(key.name), dev->name);
+	return bpf_map_lookup_elem(&ifname_filter, &key) != NULL;
+}
+
+/* Copy the packet from its first known header: MAC, else network, else data. */
+static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb, __u32 limit)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u32 mac = BPF_CORE_READ(skb, mac_header);
+	__u32 net = BPF_CORE_READ(skb, network_header);
+	__u32 tail = BPF_CORE_READ(skb, tail);
+	__u32 start;
+
+	if (mac != DT_OFF_UNSET && (net == DT_OFF_UNSET || mac <= net))
+		start = mac;
+	else if (net != DT_OFF_UNSET)
+		start = net;
+	else
+		start = (__u32)(data - head);
+
+	__u32 data_off = (__u32)(data - head);
+	e->data_off = data_off >= start && data_off - start < DT_OFF_UNSET ? data_off - start : 0;
+	e->mac_off = mac != DT_OFF_UNSET && mac >= start ? mac - start : DT_OFF_UNSET;
+	e->net_off = net != DT_OFF_UNSET && net >= start ? net - start : DT_OFF_UNSET;
+
+	__u32 cap = tail > start ? tail - start : 0;
+	if (cap > cfg.snaplen)
+		cap = cfg.snaplen;
+	if (cap > limit) /* the room reserved after e->data's start: a constant per call site */
+		cap = limit;
+	e->cap_len = cap;
+	if (cap)
+		bpf_probe_read_kernel(e->data, cap, head + start);
+}
+
+#endif

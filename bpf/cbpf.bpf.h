@@ -1,0 +1,237 @@
+/* ==== tcpdump filters: libpcap's classic BPF, interpreted here ========
+ * The expression is compiled in user space by libpcap (twice: for Ethernet
+ * frames and for captures that start at the IP header) and loaded into
+ * filter_insns. Each drop's headers are copied into a per-CPU scratch event
+ * and the program runs over them with bpf_loop, one instruction a step. A
+ * drop the filter rejects goes no further: no ring buffer, no count. */
+#ifndef DROPTRACE_CBPF_BPF_H
+#define DROPTRACE_CBPF_BPF_H
+
+/* Classic BPF opcodes (linux/filter.h, linux/bpf_common.h), named here. */
+#define CBPF_CLASS(code) ((code) & 0x07)
+#define CBPF_LD 0x00
+#define CBPF_LDX 0x01
+#define CBPF_ST 0x02
+#define CBPF_STX 0x03
+#define CBPF_ALU 0x04
+#define CBPF_JMP 0x05
+#define CBPF_RET 0x06
+#define CBPF_MISC 0x07
+
+#define CBPF_SIZE(code) ((code) & 0x18)
+#define CBPF_W 0x00
+#define CBPF_H 0x08
+#define CBPF_B 0x10
+
+#define CBPF_MODE(code) ((code) & 0xe0)
+#define CBPF_IMM 0x00
+#define CBPF_ABS 0x20
+#define CBPF_IND 0x40
+#define CBPF_MEM 0x60
+#define CBPF_LEN 0x80
+#define CBPF_MSH 0xa0
+
+#define CBPF_SRC(code) ((code) & 0x08)
+#define CBPF_X 0x08
+
+#define CBPF_OP(code) ((code) & 0xf0)
+#define CBPF_ADD 0x00
+#define CBPF_SUB 0x10
+#define CBPF_MUL 0x20
+#define CBPF_DIV 0x30
+#define CBPF_OR 0x40
+#define CBPF_AND 0x50
+#define CBPF_LSH 0x60
+#define CBPF_RSH 0x70
+#define CBPF_NEG 0x80
+#define CBPF_MOD 0x90
+#define CBPF_XOR 0xa0
+
+#define CBPF_JA 0x00
+#define CBPF_JEQ 0x10
+#define CBPF_JGT 0x20
+#define CBPF_JGE 0x30
+#define CBPF_JSET 0x40
+
+#define CBPF_RVAL(code) ((code) & 0x18)
+#define CBPF_RET_K 0x00
+#define CBPF_RET_X 0x08
+#define CBPF_RET_A 0x10
+
+#define CBPF_MISCOP(code) ((code) & 0xf8)
+#define CBPF_TXA 0x80
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * DT_FILTER_MAX);
+	__type(key, __u32);
+	__type(value, struct dt_insn);
+} filter_insns SEC(".maps");
+
+struct dt_vm {
+	__u32 A, X, pc, ret, len, base, start, stop;
+	__u32 M[16];
+	struct dt_event ev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_vm);
+} scratch SEC(".maps");
+
+/* A big-endian load of size bytes at off from the filter's start; false when
+ * it runs past what was captured (the filter then does not match). */
+static __always_inline bool vm_load(struct dt_vm *vm, __u32 off, __u32 size, __u32 *val)
+{
+	__u32 i = vm->start + off;
+
+	if (off >= DT_SNAP_MAX || i + size > vm->ev.cap_len || i + size > DT_SNAP_MAX)
+		return false;
+	if (size == 1) {
+		*val = vm->ev.data[i & (DT_SNAP_MAX - 1)];
+	} else if (size == 2) {
+		*val = ((__u32)vm->ev.data[i & (DT_SNAP_MAX - 1)] << 8) |
+		       vm->ev.data[(i + 1) & (DT_SNAP_MAX - 1)];
+	} else {
+		*val = ((__u32)vm->ev.data[i & (DT_SNAP_MAX - 1)] << 24) |
+		       ((__u32)vm->ev.data[(i + 1) & (DT_SNAP_MAX - 1)] << 16) |
+		       ((__u32)vm->ev.data[(i + 2) & (DT_SNAP_MAX - 1)] << 8) |
+		       vm->ev.data[(i + 3) & (DT_SNAP_MAX - 1)];
+	}
+	return true;
+}
+
+static __always_inline int vm_reject(struct dt_vm *vm)
+{
+	vm->ret = 0;
+	return 1; /* stop the loop */
+}
+
+static int vm_step(__u32 index, void *unused)
+{
+	__u32 zero = 0;
+	struct dt_vm *vm = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!vm)
+		return 1;
+	__u32 idx = vm->base + vm->pc;
+	struct dt_insn *in = bpf_map_lookup_elem(&filter_insns, &idx);
+	if (!in || vm->pc >= DT_FILTER_MAX)
+		return vm_reject(vm);
+	__u16 code = in->code;
+	__u32 k = in->k, src = CBPF_SRC(code) == CBPF_X ? vm->X : k, val = 0;
+	vm->pc++;
+
+	switch (CBPF_CLASS(code)) {
+	case CBPF_LD:
+	case CBPF_LDX: {
+		__u32 mode = CBPF_MODE(code);
+		__u32 size = CBPF_SIZE(code) == CBPF_W ? 4 : CBPF_SIZE(code) == CBPF_H ? 2 : 1;
+		if (mode == CBPF_IMM) {
+			val = k;
+		} else if (mode == CBPF_LEN) {
+			val = vm->len;
+		} else if (mode == CBPF_MEM) {
+			val = vm->M[k & 15];
+		} else if (mode == CBPF_ABS || mode == CBPF_IND || mode == CBPF_MSH) {
+			if (!vm_load(vm, k + (mode == CBPF_IND ? vm->X : 0), size, &val))
+				return vm_reject(vm); /* out of the captured bytes: no match */
+			if (mode == CBPF_MSH)
+				val = (val & 0xf) << 2; /* the IPv4 header length */
+		}
+		if (CBPF_CLASS(code) == CBPF_LD)
+			vm->A = val;
+		else
+			vm->X = val;
+		break;
+	}
+	case CBPF_ST:
+		vm->M[k & 15] = vm->A;
+		break;
+	case CBPF_STX:
+		vm->M[k & 15] = vm->X;
+		break;
+	case CBPF_ALU:
+		switch (CBPF_OP(code)) {
+		case CBPF_ADD: vm->A += src; break;
+		case CBPF_SUB: vm->A -= src; break;
+		case CBPF_MUL: vm->A *= src; break;
+		case CBPF_DIV:
+			if (!src)
+				return vm_reject(vm);
+			vm->A /= src;
+			break;
+		case CBPF_OR: vm->A |= src; break;
+		case CBPF_AND: vm->A &= src; break;
+		case CBPF_LSH: vm->A = src < 32 ? vm->A << src : 0; break;
+		case CBPF_RSH: vm->A = src < 32 ? vm->A >> src : 0; break;
+		case CBPF_NEG: vm->A = -vm->A; break;
+		case CBPF_MOD:
+			if (!src)
+				return vm_reject(vm);
+			vm->A %= src;
+			break;
+		case CBPF_XOR: vm->A ^= src; break;
+		}
+		break;
+	case CBPF_JMP: {
+		bool taken;
+		switch (CBPF_OP(code)) {
+		case CBPF_JA: vm->pc += k; return 0;
+		case CBPF_JEQ: taken = vm->A == src; break;
+		case CBPF_JGT: taken = vm->A > src; break;
+		case CBPF_JGE: taken = vm->A >= src; break;
+		case CBPF_JSET: taken = (vm->A & src) != 0; break;
+		default: return vm_reject(vm);
+		}
+		vm->pc += taken ? in->jt : in->jf;
+		break;
+	}
+	case CBPF_RET:
+		vm->ret = CBPF_RVAL(code) == CBPF_RET_A ? vm->A : CBPF_RVAL(code) == CBPF_RET_X ? vm->X : k;
+		vm->stop = 1;
+		return 1;
+	case CBPF_MISC:
+		if (CBPF_MISCOP(code) == CBPF_TXA)
+			vm->A = vm->X;
+		else
+			vm->X = vm->A; /* TAX */
+		break;
+	}
+	return 0;
+}
+
+/* true when the loaded filter accepts this skb */
+static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev)
+{
+	__u32 zero = 0;
+	struct dt_vm *vm = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!vm)
+		return false;
+	copy_headers(&vm->ev, skb, DT_SNAP_MAX);
+	__u16 type = dev ? BPF_CORE_READ(dev, type) : 0xffff;
+	__u16 mac = vm->ev.mac_off, net = vm->ev.net_off;
+	__u32 n;
+	if (mac != DT_OFF_UNSET && (type == 1 || type == 772) &&
+	    (net == DT_OFF_UNSET || net >= mac + 14)) {
+		vm->base = 0; /* ARPHRD_ETHER or loopback: the Ethernet program */
+		vm->start = mac;
+		n = cfg.filter_eth_len;
+	} else if (net != DT_OFF_UNSET) {
+		vm->base = DT_FILTER_MAX;
+		vm->start = net;
+		n = cfg.filter_raw_len;
+	} else {
+		return false;
+	}
+	vm->A = vm->X = vm->pc = vm->ret = vm->stop = 0;
+	__builtin_memset(vm->M, 0, sizeof(vm->M));
+	vm->len = BPF_CORE_READ(skb, len) + vm->ev.data_off - vm->start;
+	bpf_loop(n > DT_FILTER_MAX ? DT_FILTER_MAX : n, vm_step, NULL, 0);
+	return vm->stop && vm->ret;
+}
+
+#endif

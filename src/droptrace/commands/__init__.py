@@ -1,0 +1,1 @@
+"""One module per subcommand, over commands/common.py (parser pieces, stopping, the trace loop)."""

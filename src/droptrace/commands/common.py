@@ -1,0 +1,199 @@
+"""What every subcommand shares: parser pieces, building Options, stopping, the trace loop.
+
+The value parsers are options.py's, wrapped for argparse, so a bad value is
+refused where it is parsed, with the same words in every mode and in the
+Python API.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+from .. import options as opt
+from ..errors import DroptraceError
+from ..kernel.tracer import Tracer
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but every error is one line and exit 2."""
+
+    def error(self, message: str) -> None:  # one line, exit 2, no traceback
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def arg(parse: Callable[..., Any]) -> Callable[[str], Any]:
+    """An options.py parser as an argparse type: its UsageError becomes argparse's error."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except DroptraceError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+positive_int = arg(opt.count)
+seconds = arg(opt.seconds)
+
+
+def add_run_options(p: argparse.ArgumentParser, what: str = "drops") -> None:
+    """-c and -d, for every mode that runs until told to stop."""
+    p.add_argument("-c", "--count", type=positive_int, metavar="N", help=f"stop after N {what}")
+    p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
+
+
+def add_stream_options(p: argparse.ArgumentParser) -> None:
+    """The ring buffer's knobs, for the modes that stream events (stream, record)."""
+    p.add_argument("--rate-limit", type=arg(opt.rate_limit), metavar="N",
+                   help="at most N events per second; the rest are counted (in the kernel) and "
+                   "reported as suppressed")
+    p.add_argument("--ring-buffer", type=arg(opt.ring_mb), default=opt.DEFAULT_RING_MB, metavar="MB",
+                   help=f"size of the kernel ring buffer, a power of two (default {opt.DEFAULT_RING_MB})")
+
+
+def add_trace_options(p: argparse.ArgumentParser) -> None:
+    """Filters and hook choice, shared by every mode that traces."""
+    p.add_argument("expression", nargs="*", metavar="EXPRESSION",
+                   help="a tcpdump filter expression, e.g. 'udp port 53 and host 10.1.2.3' "
+                   "(compiled by libpcap, evaluated in the kernel on the dropped packet's headers)")
+    f = p.add_argument_group("filters (applied in the kernel; a repeated filter means any of them)")
+    f.add_argument("--reason", type=arg(opt.names), action="extend", metavar="NAME[,NAME]",
+                   help="only these drop reasons (names of the running kernel, e.g. NO_SOCKET)")
+    f.add_argument("--exclude-reason", type=arg(opt.names), action="extend",
+                   metavar="NAME[,NAME]", help="hide these drop reasons (e.g. NOT_SPECIFIED)")
+    f.add_argument("--netns", action="append", metavar="NS",
+                   help="only this network namespace: inode, `ip netns` name, or pid:N")
+    f.add_argument("-i", "--interface", type=arg(opt.interface), action="append", metavar="IFNAME",
+                   help="only packets on this interface name")
+    f.add_argument("--pid", type=arg(opt.pid), help="only drops while this process (tgid) is on CPU")
+    f.add_argument("--mark", type=arg(opt.mark), metavar="VALUE[/MASK]",
+                   help="only packets with this skb mark")
+    p.add_argument("--hook", choices=opt.HOOKS,
+                   help="force a hook instead of probing tp_btf, raw_tp, then tracepoint")
+    p.add_argument("-v", "--verbose", action="store_true", help="say why hooks were skipped; "
+                   "show libbpf's log on errors")
+
+
+def options(args: argparse.Namespace) -> opt.Options:
+    """Options from parsed flags: the one place the CLI builds them (same rules as the API)."""
+    return opt.make(hook_name=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
+                    exclude_reasons=args.exclude_reason, netns_specs=args.netns,
+                    interfaces=args.interface, pid_value=args.pid, mark_value=args.mark,
+                    filter_expr=args.expression, ring_buffer_mb=getattr(args, "ring_buffer", 8),
+                    rate=getattr(args, "rate_limit", None), snaplen=getattr(args, "snaplen", None),
+                    payload=getattr(args, "payload", False), verbose=args.verbose)
+
+
+def eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM. Loops check it between batches, so a signal never lands in the
+    middle of a batch (where it would lose the batch) or of a write."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __bool__(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def stop_requested() -> Iterator[StopRequest]:
+    """Handlers for SIGINT and SIGTERM that set a flag, installed explicitly: a shell that
+    starts us in the background ignores SIGINT, and we must still stop on it."""
+    stop = StopRequest()
+
+    def handler(_sig: int, _frame: object) -> None:
+        stop.requested = True
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (for code that waits in blocking calls)."""
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def announce(tracer: Tracer, how: str) -> None:
+    """Fallbacks (with -v), limits, then the line scripts wait for: it contains `Tracing`."""
+    if tracer.opts.verbose:
+        for hook, why in tracer.fallbacks:
+            eprint(f"droptrace: hook {hook} not used: {why}")
+    for note in tracer.limits:
+        eprint(f"droptrace: note: {note}")
+    eprint(f"Tracing packet drops via {tracer.hook} ({how}). Ctrl-C to end.")
+
+
+def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Optional[float],
+               on_attached: Optional[Callable[[], None]] = None) -> Tuple[int, int]:
+    """Attach, write events to sink until count/duration/Ctrl-C/SIGTERM; (shown, lost).
+
+    `shown` counts what the sink wrote: a batch is counted once its write
+    returned. On every way out the probe is detached first, what is still
+    buffered is written, and the tracer is closed. on_attached runs once the
+    probe is attached (record opens its file only then).
+    """
+    shown = 0
+    started = ready = False
+    raw = hasattr(sink, "write_raw")  # the storm path: records straight to JSON
+    poll = tracer.poll_raw if raw else tracer.poll
+    drain = tracer.drain_raw if raw else tracer.drain
+    write = sink.write_raw if raw else sink.write
+    with stop_requested() as stop:
+        try:
+            tracer.start()
+            started = True
+            if on_attached is not None:
+                on_attached()
+            ready = True
+            what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
+            announce(tracer, what)
+            deadline = time.monotonic() + duration if duration else None
+            while not stop and (count is None or shown < count):
+                wait = 100
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = max(1, min(wait, int(left * 1000)))
+                events = poll(wait)
+                if count is not None:
+                    events = events[: count - shown]
+                write(events)
+                shown += len(events)
+        finally:
+            lost = 0
+            if started and ready:
+                tracer.detach()
+                rest: List = drain()
+                if count is not None:
+                    rest = rest[: max(0, count - shown)]
+                try:
+                    write(rest)
+                    shown += len(rest)
+                finally:
+                    _, lost = tracer.counters()
+                    tracer.close()
+            else:
+                tracer.close()
+    return shown, lost

@@ -1,0 +1,294 @@
+"""`droptrace top`: a live view of drops counted in the kernel.
+
+The BPF program adds each drop to a hash map keyed by reason, location,
+namespace, interface and (when a view may need it) flow, folding flows into a
+flow-less key if the map fills, so counts stay exact; user space only reads
+the map once per refresh and groups it by what the view shows. No per-drop
+event crosses to user space.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import socket
+import sys
+import time
+from collections import deque
+from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ..event import dumps
+from ..formats.out import Output
+from ..formats.text import endpoint
+from ..kernel.tracer import Tracer
+from ..packet.decode import ETHERTYPES, IPPROTOS
+from .common import Parser, add_trace_options, announce, eprint, options, seconds, stop_requested
+
+GROUPS = {"reason": ("REASON",), "location": ("LOCATION",), "iface": ("IFACE", "NETNS"),
+          "flow": ("PROTO", "SOURCE", "DESTINATION")}
+# The --json row fields of each grouping.
+GROUP_FIELDS = {"reason": ("reason",), "location": ("location",), "iface": ("ifname", "netns"),
+                "flow": ("reason", "location", "netns", "ifname", "l3", "l4", "saddr", "sport", "daddr",
+                         "dport")}
+KEYS = {"r": "reason", "l": "location", "i": "iface", "f": "flow"}
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class Row:
+    __slots__ = ("count", "nbytes", "rates", "fields")
+
+    def __init__(self, fields: Dict[str, object]) -> None:
+        self.count = 0
+        self.nbytes = 0
+        self.rates: Deque[float] = deque(maxlen=12)
+        self.fields = fields
+
+
+class Aggregator:
+    """Turns the kernel's per-key counts into grouped rows with rates and trends."""
+
+    def __init__(self, reason_name, symbolize, flow_bits: Dict[str, int]) -> None:
+        self.reason_name = reason_name
+        self.symbolize = symbolize
+        self.addrs_bit, self.ports_bit = flow_bits["DT_FLOW_ADDRS"], flow_bits["DT_FLOW_PORTS"]
+        self.rows: Dict[str, Dict[tuple, Row]] = {g: {} for g in GROUPS}
+        self.total = 0
+
+    def describe(self, key: Dict[str, Any], ifname: str) -> Dict[str, object]:
+        netns, ifindex, l3proto = key["netns"], key["ifindex"], key["l3proto"]
+        d: Dict[str, object] = {"reason": self.reason_name(key["reason"]),
+                                "location": self.symbolize(key["location"]),
+                                "netns": netns or None, "ifname": ifname or None,
+                                "ifindex": ifindex or None}
+        l3 = ETHERTYPES.get(l3proto, f"0x{l3proto:04x}") if l3proto else None
+        d.update(l3=l3, l4=None, saddr=None, daddr=None, sport=None, dport=None)
+        flow = key["has_flow"]
+        if flow & self.addrs_bit and l3 in ("ipv4", "ipv6"):
+            fam, n = (socket.AF_INET, 4) if l3 == "ipv4" else (socket.AF_INET6, 16)
+            d.update(l4=IPPROTOS.get(key["l4proto"], key["l4proto"]),
+                     saddr=socket.inet_ntop(fam, key["saddr"][:n]),
+                     daddr=socket.inet_ntop(fam, key["daddr"][:n]))
+            if flow & self.ports_bit:
+                d.update(sport=key["sport"], dport=key["dport"])
+        return d
+
+    @staticmethod
+    def group_key(group: str, d: Dict[str, object]) -> tuple:
+        if group == "reason":
+            return (d["reason"],)
+        if group == "location":
+            return (d["location"],)
+        if group == "iface":
+            return (d["ifname"] or d["ifindex"] or "-", d["netns"] or "-")
+        if d["l4"] is None:
+            return (str(d["l3"] or "?").upper(), "(no flow)", "")
+        return (str(d["l4"]).upper(), endpoint(d["saddr"], d["sport"]), endpoint(d["daddr"], d["dport"]))
+
+    @staticmethod
+    def json_key(group: str, d: Dict[str, object]) -> tuple:
+        return tuple(d[f] for f in GROUP_FIELDS[group])
+
+    def update(self, entries: List[Tuple[Dict[str, Any], int, int, str]], dt: float) -> None:
+        fresh: Dict[str, Dict[tuple, List[Any]]] = {g: {} for g in GROUPS}
+        total = 0
+        for key, count, nbytes, ifname in entries:
+            d = self.describe(key, ifname)
+            total += count
+            for g in GROUPS:
+                acc = fresh[g].setdefault(self.group_key(g, d), [0, 0, d])
+                acc[0] += count
+                acc[1] += nbytes
+        self.total = total
+        for g, groups in fresh.items():
+            rows = self.rows[g]
+            for gk, (count, nbytes, d) in groups.items():
+                row = rows.get(gk) or rows.setdefault(gk, Row(d))
+                row.rates.append(max(0, count - row.count) / dt if dt > 0 else 0.0)
+                row.count, row.nbytes = count, nbytes
+
+    def sorted_rows(self, group: str) -> List[Tuple[tuple, Row]]:
+        return sorted(self.rows[group].items(),
+                      key=lambda kv: ((kv[1].rates[-1] if kv[1].rates else 0), kv[1].count),
+                      reverse=True)
+
+
+def trend(rates: Sequence[float]) -> str:
+    if not rates:
+        return ""
+    peak = max(rates) or 1.0
+    return "".join(SPARK[min(7, int(r / peak * 7.999))] for r in rates)
+
+
+def render(agg: Aggregator, group: str, lost: int, elapsed: float, interactive: bool, width: int,
+           height: Optional[int] = None):
+    """The view for a terminal `width` wide: columns are dropped (trend, then share, then rate),
+    and names shortened, before any number would be cut."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    title = f"droptrace top: {agg.total:,} drops, {lost:,} lost, {int(elapsed)} s, grouped by {group}"
+    rows = agg.sorted_rows(group)
+    limit = max(1, (height - 6)) if height else 40
+    cells = []
+    for gk, row in rows[:limit]:
+        rate = row.rates[-1] if row.rates else 0.0
+        share = row.count / agg.total * 100 if agg.total else 0.0
+        cells.append({"RATE/s": f"{rate:,.1f}", "COUNT": f"{row.count:,}", "SHARE": f"{share:.1f}%",
+                      "TREND": trend(row.rates), "labels": [str(x) for x in gk]})
+    numbers = ["COUNT", "RATE/s", "SHARE", "TREND"]  # in the order they are kept
+
+    def need(cols: List[str]) -> int:
+        widths = [max([len(c)] + [len(r[c]) for r in cells]) for c in cols]
+        labels = len(GROUPS[group]) * 8  # names may be shortened down to this
+        return sum(widths) + labels + 3 * (len(cols) + len(GROUPS[group]))
+
+    shown = list(numbers)
+    while len(shown) > 1 and need(shown) > width:
+        shown.pop()
+    t = Table(expand=False, box=None if width < 60 else None, padding=(0, 1), show_edge=False)
+    for col in [c for c in ("RATE/s", "COUNT", "SHARE", "TREND") if c in shown]:
+        right = col != "TREND"
+        t.add_column(col, justify="right" if right else "left", no_wrap=True,
+                     min_width=max([len(col)] + [len(r[col]) for r in cells]))
+    for col in GROUPS[group]:
+        t.add_column(col, no_wrap=True, overflow="ellipsis")
+    for r in cells:
+        t.add_row(*[r[c] for c in ("RATE/s", "COUNT", "SHARE", "TREND") if c in shown], *r["labels"])
+    parts: List[Any] = [Text(title, no_wrap=True, overflow="ellipsis"), t]
+    if interactive:
+        parts.append(Text("[r]eason  [l]ocation  [i]face+netns  [f]low  [q]uit", no_wrap=True,
+                          overflow="ellipsis"))
+    return Group(*parts)
+
+
+@contextlib.contextmanager
+def keys(enabled: bool) -> Iterator[Optional[int]]:
+    """stdin in cbreak mode (single key presses) while the view runs, if it is a terminal."""
+    if not enabled:
+        yield None
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+def summary(agg: Aggregator, tracer: Tracer, group: str, duration: float) -> Dict[str, object]:
+    """The --json object: one row per group, as --group asked."""
+    merged: Dict[tuple, List[Any]] = {}
+    for row in agg.rows[group].values():
+        acc = merged.setdefault(agg.json_key(group, row.fields), [0, 0, row.fields])
+        acc[0] += row.count
+        acc[1] += row.nbytes
+    rows = []
+    for count, nbytes, fields in sorted(merged.values(), key=lambda r: r[0], reverse=True):
+        d = {k: fields.get(k) for k in GROUP_FIELDS[group]}
+        d.update(count=count, bytes=nbytes, share=round(count / agg.total, 4) if agg.total else 0.0,
+                 rate=round(count / duration, 2) if duration > 0 else 0.0)
+        rows.append(d)
+    return {"total": agg.total, "lost": tracer.counters()[1] + tracer.stat("DT_STAT_AGG_LOST"),
+            "folded": tracer.stat("DT_STAT_AGG_FOLDED"), "duration": round(duration, 3),
+            "group": group, "rows": rows}
+
+
+def run(args: argparse.Namespace, tracer: Tracer) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    group = args.group
+    interactive = sys.stdout.isatty() and sys.stdin.isatty() and not args.json
+    started = time.monotonic()
+    agg: Optional[Aggregator] = None
+    with stop_requested() as stop:
+        try:
+            tracer.start()
+            # Everything the final summary needs exists before we say we are tracing.
+            agg = Aggregator(tracer.reason_name, tracer.symbolize, tracer.bpf.const)
+            started = last = time.monotonic()
+            announce(tracer, f"counting in the kernel; {'q' if interactive else 'Ctrl-C'} to end")
+            deadline = started + args.duration if args.duration else None
+            console = Console()
+            live = Live(console=console, auto_refresh=False) if interactive else contextlib.nullcontext()
+            with live, keys(interactive) as fd:
+                while not stop:
+                    now = time.monotonic()
+                    wait = args.interval if deadline is None else max(0.0, min(args.interval, deadline - now))
+                    if fd is not None:
+                        try:
+                            ready, _, _ = select.select([fd], [], [], wait)
+                        except InterruptedError:
+                            ready = []
+                        if ready:
+                            ch = os.read(fd, 1).decode(errors="ignore").lower()
+                            if ch == "q":
+                                break
+                            group = KEYS.get(ch, group)
+                    else:
+                        _sleep(wait, stop)
+                    now = time.monotonic()
+                    agg.update(tracer.aggregates(), now - last)
+                    last = now
+                    if interactive:
+                        size = console.size
+                        live.update(render(agg, group, tracer.stat("DT_STAT_AGG_LOST"), now - started,
+                                           True, size.width, size.height), refresh=True)
+                    if deadline is not None and now >= deadline:
+                        break
+        finally:
+            if agg is not None and tracer.hook:
+                agg.update(tracer.aggregates(), max(time.monotonic() - last, 1e-6))
+                out = summary(agg, tracer, args.group, time.monotonic() - started)
+                if args.json:
+                    Output.stdout().write(dumps(out) + b"\n")
+                elif not interactive:
+                    console = Console(width=200, file=sys.stdout)
+                    with console.capture() as cap:
+                        console.print(render(agg, group, out["lost"], time.monotonic() - started, False,
+                                             200))
+                    Output.stdout().write_text(cap.get())
+            tracer.close()
+    return 0
+
+
+def _sleep(seconds_: float, stop) -> None:
+    """Sleep, waking early when a stop is requested (signals interrupt the wait)."""
+    end = time.monotonic() + seconds_
+    while not stop:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+def main(argv: Sequence[str]) -> int:
+    p = Parser(prog="droptrace top", description=(
+        "A live view of packet drops counted in the kernel (exact at any drop rate): count, "
+        "rate, share and trend per reason, location, interface+namespace or flow, sorted by "
+        "rate. Keys: r l i f to regroup, q to quit. With --json, one JSON object when it ends, "
+        "with a row per group of --group."))
+    p.add_argument("--group", choices=list(GROUPS), default="reason", help="grouping (the initial "
+                   "one in the live view; the rows of --json)")
+    p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--interval", type=seconds, default=1.0, metavar="SECONDS",
+                   help="refresh interval (default 1)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"total", "lost", "folded", "duration", "group", "rows": [...]} when it ends')
+    add_trace_options(p)
+    args = p.parse_args(list(argv))
+    opts = options(args)
+    opts.aggregate = True
+    # Flows cost a header parse per drop: count them only when a view can show them.
+    interactive = sys.stdout.isatty() and sys.stdin.isatty() and not args.json
+    opts.agg_flows = interactive or args.group == "flow"
+    return run(args, Tracer(opts))
+
+
+__all__ = ["main", "render", "summary", "Aggregator", "eprint"]

@@ -1,0 +1,224 @@
+"""Raw ring-buffer records (struct dt_event) to Events, or straight to JSON lines.
+
+Fields are found by name in the BPF object's BTF (kernel/contract.py), never
+by position: the header is unpacked once per record and read through indexes
+computed here from the layout.
+"""
+from __future__ import annotations
+
+import operator
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .event import PER_PACKET_KEYS, SCHEMA_KEYS, Event, dumps
+from .kernel.contract import Contract, contract
+from .packet.decode import decode
+
+# Frames of the tracing machinery itself, trimmed from the top of stacks.
+_TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
+# The scalar fields of struct dt_event read here, by name.
+HEADER_FIELDS = ("ts_ns", "location", "reason", "pid", "tid", "cpu", "len", "mark", "ifindex", "netns",
+                 "protocol", "mac_off", "net_off", "cap_len", "dev_type", "stack_len", "data_off", "flags")
+# Fields that change per packet of one flow (time, task, CPU, length) or only matter per packet:
+# the decode cache's key is every other byte of the header.
+_NOT_KEYED = ("ts_ns", "pid", "tid", "cpu", "len", "stack_len", "data_off", "_pad", "_reserved", "comm",
+              "data")
+# The JSON object is the cached static part with the per-packet values spliced in: schema keys
+# between `time` and `len`, and between `len` and `cpu`.
+_PART_A = SCHEMA_KEYS[SCHEMA_KEYS.index("time") + 1:SCHEMA_KEYS.index("len")]
+_PART_B = SCHEMA_KEYS[SCHEMA_KEYS.index("len") + 1:SCHEMA_KEYS.index("cpu")]
+assert SCHEMA_KEYS[SCHEMA_KEYS.index("cpu"):] == ("cpu", "pid", "tid", "comm"), SCHEMA_KEYS
+assert set(PER_PACKET_KEYS) == set(SCHEMA_KEYS) - set(_PART_A) - set(_PART_B)
+
+
+def _ranges(spans: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    out: List[Tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+class Converter:
+    """Turns raw ring-buffer records into Events (or straight into JSON lines).
+
+    A drop storm repeats itself: the same location, reason, interface and flow,
+    packet after packet. What is decoded from those is cached, keyed by the
+    record's constant parts and the packet bytes minus the IPv4 ID and header
+    checksum (which change per packet but do not change what is decoded), so a
+    storm costs an unpack and a format per event.
+    """
+
+    CACHE_MAX = 8192
+
+    def __init__(self, reason_name: Callable[[int], str], symbolize: Callable[[int], str],
+                 mono_to_wall_ns: int, with_stack: bool = False, big: bool = False,
+                 bpf: Optional[Contract] = None) -> None:
+        c = bpf or contract()
+        ev = c.struct("dt_event")
+        self.header, idx = ev.struct(HEADER_FIELDS)
+        self.idx = idx
+        self.data_at = ev.offset("data")
+        plain, stacked = ("dt_event_big", "dt_event_big_stack") if big else ("dt_event", "dt_event_stack")
+        self.record_size = c.struct(plain).size  # plus the stack with --stack
+        self.snap_area = self.record_size - self.data_at  # bytes of packet room in each record
+        self.stack_at = c.struct(stacked).offset("stack")
+        self.stack_bytes = c.struct(stacked).field("stack").size
+        comm, ifname = ev.field("comm"), ev.field("ifname")
+        self.comm_slice = slice(comm.offset, comm.offset + comm.size)
+        self.ifname_slice = slice(ifname.offset, ifname.offset + ifname.size)
+        keyed = _ranges([(f.offset, f.offset + f.size) for f in ev.fields.values()
+                         if f.name not in _NOT_KEYED])
+        self._key_parts = operator.itemgetter(*(slice(a, b) for a, b in keyed), slice(0, 0))
+        self.reason_name = reason_name
+        self.symbolize = symbolize
+        self.offset_ns = mono_to_wall_ns
+        self.with_stack = with_stack
+        self.has_reason_flag = c.const["DT_F_HAS_REASON"]
+        self.no_skb_flag = c.const["DT_F_NO_SKB"]
+        self.unset = c.const["DT_OFF_UNSET"]
+        self._static: Dict[bytes, tuple] = {}
+        self._comms: Dict[bytes, tuple] = {}
+        self._stacks: Dict[bytes, tuple] = {}
+        self._sec = -1
+        self._sec_prefix = ""
+        self._tz = ""
+
+    # -- shared pieces ---------------------------------------------------
+    def time_iso(self, wall_ns: int) -> str:
+        """ISO-8601, microseconds, local offset; the date part is cached per second."""
+        sec, rest = divmod(wall_ns, 1_000_000_000)
+        if sec != self._sec:
+            t = time.localtime(sec)
+            z = time.strftime("%z", t)
+            self._tz = f"{z[:3]}:{z[3:]}" if len(z) == 5 else "+00:00"
+            self._sec_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+            self._sec = sec
+        return f"{self._sec_prefix}.{rest // 1000:06d}{self._tz}"
+
+    def _key(self, raw: bytes, net_off: int, cap_len: int) -> bytes:
+        """The record minus what changes per packet of a storm: time, task, CPU, length,
+        and the IPv4 ID and header checksum (none of which changes what is decoded)."""
+        head = b"".join(self._key_parts(raw))
+        at = self.data_at
+        end = at + min(cap_len, self.snap_area)
+        ip = at + net_off
+        if ip + 12 < end and raw[ip] >> 4 == 4:
+            return head + raw[at:ip + 4] + raw[ip + 6:ip + 10] + raw[ip + 12:end]
+        return head + raw[at:end]
+
+    def _static_for(self, raw: bytes, h: tuple) -> tuple:
+        i = self.idx
+        cap_len, net_off = h[i["cap_len"]], h[i["net_off"]]
+        key = self._key(raw, net_off, cap_len)
+        hit = self._static.get(key)
+        if hit is not None:
+            return hit
+        mac_off, protocol, dev_type = h[i["mac_off"]], h[i["protocol"]], h[i["dev_type"]]
+        reason, flags = h[i["reason"]], h[i["flags"]]
+        captured = raw[self.data_at:self.data_at + min(cap_len, self.snap_area)]
+        pkt = decode(captured, mac_off, net_off, protocol, dev_type)
+        has_reason = bool(flags & self.has_reason_flag)
+        skb = not flags & self.no_skb_flag
+        static = {
+            "reason": self.reason_name(reason) if has_reason else None,
+            "reason_code": reason if has_reason else None,
+            "location": self.symbolize(h[i["location"]]),
+            "l3": pkt.l3, "l4": pkt.l4, "saddr": pkt.saddr, "daddr": pkt.daddr, "sport": pkt.sport,
+            "dport": pkt.dport, "tcp_flags": pkt.tcp_flags, "icmp_type": pkt.icmp_type,
+            "icmp_code": pkt.icmp_code, "mark": h[i["mark"]] if skb else None,
+            "ifindex": h[i["ifindex"]] or None,
+            "ifname": raw[self.ifname_slice].split(b"\0", 1)[0].decode(errors="replace") or None,
+            "netns": h[i["netns"]] or None,
+        }
+        part_a = dumps({k: static[k] for k in _PART_A})[1:-1]
+        part_b = dumps({k: static[k] for k in _PART_B})[1:-1]
+        ethernet = mac_off == 0 and dev_type in (1, 772) and len(captured) >= 14
+        hit = (static, b'",' + part_a + b',"len":', b"," + part_b + b',"cpu":', skb, ethernet)
+        if len(self._static) >= self.CACHE_MAX:
+            self._static.clear()
+        self._static[key] = hit
+        return hit
+
+    def _comm(self, comm: bytes) -> tuple:
+        hit = self._comms.get(comm)
+        if hit is None:
+            text = comm.split(b"\0", 1)[0].decode(errors="replace")
+            if len(self._comms) >= self.CACHE_MAX:
+                self._comms.clear()
+            hit = self._comms[comm] = (text, dumps(text))
+        return hit
+
+    def _stack(self, raw: bytes, stack_len: int) -> tuple:
+        at, size = self.stack_at, self.stack_bytes
+        if len(raw) < at + size:
+            return [], b"[]"
+        key = raw[at:at + min(stack_len, size)]
+        hit = self._stacks.get(key)
+        if hit is None:
+            frames = [int.from_bytes(key[j:j + 8], "little") for j in range(0, len(key) - 7, 8)]
+            names = trim_stack([self.symbolize(a) for a in frames if a])
+            if len(self._stacks) >= self.CACHE_MAX:
+                self._stacks.clear()
+            hit = self._stacks[key] = (names, dumps(names))
+        return hit
+
+    def check(self, raw: bytes) -> None:
+        """A record of a size this object does not write means a stale install: say so once."""
+        if len(raw) not in (self.record_size, self.stack_at + self.stack_bytes):
+            from .errors import DroptraceError
+
+            raise DroptraceError(f"event of {len(raw)} bytes from BPF, expected {self.record_size}: the "
+                                 "BPF object and this droptrace disagree; reinstall droptrace")
+
+    # -- the two outputs ---------------------------------------------------
+    def convert(self, raw: bytes) -> Event:
+        if len(raw) < self.record_size:
+            raw = raw.ljust(self.record_size, b"\0")
+        h = self.header.unpack_from(raw)
+        i = self.idx
+        length, stack_len, data_off = h[i["len"]], h[i["stack_len"]], h[i["data_off"]]
+        static, _a, _b, skb, ethernet = self._static_for(raw, h)
+        captured = raw[self.data_at:self.data_at + min(h[i["cap_len"]], self.snap_area)]
+        wall = h[i["ts_ns"]] + self.offset_ns
+        return Event(time=self.time_iso(wall), len=length if skb else None, cpu=h[i["cpu"]],
+                     pid=h[i["pid"]], tid=h[i["tid"]], comm=self._comm(raw[self.comm_slice])[0],
+                     stack=list(self._stack(raw, stack_len)[0]) if self.with_stack else None,
+                     packet=captured, link_ethernet=ethernet, ts_ns=wall,
+                     wire_len=max(len(captured), length + data_off if skb else 0), **static)
+
+    def json_lines(self, records: List[bytes]) -> List[bytes]:
+        """The --json objects for a batch of records, without building Events (the storm path)."""
+        i = self.idx
+        its, ilen, icpu, ipid, itid, istack = (i["ts_ns"], i["len"], i["cpu"], i["pid"], i["tid"],
+                                               i["stack_len"])
+        unpack, static_for, time_iso, comm_of = (self.header.unpack_from, self._static_for,
+                                                 self.time_iso, self._comm)
+        comm_slice, offset, size = self.comm_slice, self.offset_ns, self.record_size
+        stack = self._stack if self.with_stack else None
+        out = []
+        for raw in records:
+            if len(raw) < size:
+                raw = raw.ljust(size, b"\0")
+            h = unpack(raw)
+            _static, part_a, part_b, skb, _eth = static_for(raw, h)
+            line = b'{"time":"%s%s%s%s%d,"pid":%d,"tid":%d,"comm":%s' % (
+                time_iso(h[its] + offset).encode(), part_a, b"%d" % h[ilen] if skb else b"null",
+                part_b, h[icpu], h[ipid], h[itid], comm_of(raw[comm_slice])[1])
+            if stack is not None:
+                line += b',"stack":' + stack(raw, h[istack])[1]
+            out.append(line + b"}")
+        return out
+
+    def json_line(self, raw: bytes) -> bytes:
+        return self.json_lines([raw])[0]
+
+
+def trim_stack(frames: List[str]) -> List[str]:
+    """Drop the tracer's own frames (BPF program, trace glue) from the top."""
+    i = 0
+    while i < len(frames) and frames[i].startswith(_TRACE_FRAMES):
+        i += 1
+    return frames[i:]

@@ -1,0 +1,1 @@
+"""Output formats: text lines, JSON lines, pcapng, and the one helper that writes bytes out."""

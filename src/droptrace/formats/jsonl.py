@@ -1,0 +1,34 @@
+"""JSON lines: one --json object per drop, nothing else on the stream."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, List, Optional
+
+from ..event import Event, dumps
+from .out import Output
+
+if TYPE_CHECKING:
+    from ..convert import Converter
+
+
+class JsonWriter:
+    """Events as JSON lines (recordings, and --json when events are already built)."""
+
+    def __init__(self, out: Output, stack: Optional[bool] = None) -> None:
+        self.out = out
+        self.stack = stack
+
+    def write(self, events: List[Event]) -> None:
+        if events:
+            self.out.write(b"\n".join([dumps(e.to_dict(with_stack=self.stack)) for e in events]) + b"\n")
+
+
+class RawJsonWriter:
+    """--json straight from raw records (Converter.json_lines): the drop-storm path."""
+
+    def __init__(self, out: Output, converter: Callable[[], "Converter"]) -> None:
+        self.out = out
+        self._converter = converter  # known once the tracer has started
+
+    def write_raw(self, records: List[bytes]) -> None:
+        if records:
+            self.out.write(b"\n".join(self._converter().json_lines(records)) + b"\n")

@@ -1,0 +1,121 @@
+"""Drops as aligned text lines, for people.
+
+Columns are as wide as their widest possible value where that is small (PID,
+COMM, interface names: the kernel's own limits; REASON: the running kernel's
+longest name). Address columns start narrow and widen when an IPv6 endpoint
+needs it; the header is printed again then, so every line stays aligned with
+the header above it. Numbers and names are never cut.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List, Optional, Union
+
+from ..event import Event
+from .out import Output
+
+COMM_W, IFACE_W, PID_W, NETNS_W = 15, 15, 7, 10  # TASK_COMM_LEN-1, IFNAMSIZ-1, PID_MAX, u32
+ADDR_W = 21  # 255.255.255.255:65535; IPv6 endpoints widen it (up to 47)
+REASON_W = 22
+PROTO_W = 6
+
+
+def endpoint(addr: Optional[str], port: Optional[int]) -> str:
+    if addr is None:
+        return "-"
+    if ":" in addr:
+        return f"[{addr}]:{port}" if port is not None else addr
+    return f"{addr}:{port}" if port is not None else addr
+
+
+def proto(e: Event) -> str:
+    """TCP, UDP, ICMPV6, ARP...; numbers and hex ethertypes as they are."""
+    name = e.l4 if e.l4 is not None else e.l3
+    if name is None:
+        return "?"
+    return name.upper() if isinstance(name, str) and not name.startswith("0x") else str(name)
+
+
+def details(e: Event) -> str:
+    parts = [f"len={e.len}"] if e.len is not None else []
+    if e.tcp_flags is not None:
+        parts.append(f"flags={e.tcp_flags or '.'}")
+    if e.icmp_type is not None:
+        parts.append(f"type={e.icmp_type} code={e.icmp_code}")
+    if e.mark:
+        parts.append(f"mark=0x{e.mark:x}")
+    return " ".join(parts)
+
+
+def clock(ts_ns: int) -> str:
+    secs = ts_ns // 1_000_000_000
+    return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{(ts_ns // 1_000_000) % 1000:03d}"
+
+
+class Columns:
+    """The widths of the text columns; widen() says whether a line needed more room."""
+
+    def __init__(self, reason_width: int = REASON_W) -> None:
+        self.w: Dict[str, int] = {"reason": max(REASON_W, reason_width), "src": ADDR_W, "dst": ADDR_W,
+                                  "proto": PROTO_W}
+
+    def widen(self, **values: str) -> bool:
+        grew = False
+        for k, v in values.items():
+            if len(v) > self.w[k]:
+                self.w[k] = len(v)
+                grew = True
+        return grew
+
+    def header(self) -> str:
+        w = self.w
+        return (f"{'TIME':<12}  {'PID':<{PID_W}} {'COMM':<{COMM_W}} {'PROTO':<{w['proto']}} "
+                f"{'REASON':<{w['reason']}} {'SADDR:SPORT':<{w['src']}} {'DADDR:DPORT':<{w['dst']}} "
+                f"{'IFACE':<{IFACE_W}} {'NETNS':<{NETNS_W}}  LOCATION")
+
+    def line(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
+        w = self.w
+        iface = e.ifname or (str(e.ifindex) if e.ifindex else "-")
+        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {e.comm:<{COMM_W}} {kind:<{w['proto']}} "
+                f"{reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
+                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location}  {details(e)}")
+
+
+def text_line(e: Event, columns: Optional[Columns] = None) -> str:
+    cols = columns or Columns()
+    src, dst = endpoint(e.saddr, e.sport), endpoint(e.daddr, e.dport)
+    kind, reason = proto(e), e.reason if e.reason is not None else "-"
+    cols.widen(src=src, dst=dst, proto=kind, reason=reason)
+    return cols.line(e, src, dst, kind, reason)
+
+
+class TextWriter:
+    """Aligned lines (and stacks with --stack), written whole through one Output."""
+
+    def __init__(self, out: Output, stack: bool = False,
+                 reason_width: Union[int, Callable[[], int]] = REASON_W) -> None:
+        self.out = out
+        self.stack = stack
+        self._reason_width = reason_width  # a callable when known only once tracing started
+        self.columns = Columns()
+        self._header = False
+
+    def write(self, events: List[Event]) -> None:
+        lines = []
+        cells = [(e, endpoint(e.saddr, e.sport), endpoint(e.daddr, e.dport), proto(e),
+                  e.reason if e.reason is not None else "-") for e in events]
+        if not self._header:  # the first header already fits the first batch
+            rw = self._reason_width
+            self.columns.widen(reason="-" * (rw() if callable(rw) else rw))
+            for _e, src, dst, kind, reason in cells:
+                self.columns.widen(src=src, dst=dst, proto=kind, reason=reason)
+            lines.append(self.columns.header())
+            self._header = True
+        for e, src, dst, kind, reason in cells:
+            if self.columns.widen(src=src, dst=dst, proto=kind, reason=reason):
+                lines.append(self.columns.header())
+            lines.append(self.columns.line(e, src, dst, kind, reason))
+            if self.stack and e.stack is not None:
+                lines.extend(f"    #{i:<2} {f}" for i, f in enumerate(e.stack))
+        if lines:
+            self.out.write_text("\n".join(lines) + "\n")

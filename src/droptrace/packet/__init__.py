@@ -1,0 +1,1 @@
+"""Packets: decoding the captured headers, and compiling tcpdump expressions with libpcap."""
