@@ -60,6 +60,14 @@ class Options:
 Number = Union[int, float, str]
 
 
+def _shown(value: object) -> str:
+    """repr() for a message; Python refuses to print an int of more than 4300 digits."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else "(too large)"
+
+
 def _int(value: Number, what: str) -> int:
     if isinstance(value, bool):
         raise UsageError(f"{what}: {value!r} is not an integer")
@@ -75,8 +83,8 @@ def int_in(value: Number, what: str, low: int, high: int) -> int:
     n = _int(value, what)
     if not low <= n <= high:
         if n < low and low == 1:
-            raise UsageError(f"{what}: {value!r} must be greater than zero")
-        raise UsageError(f"{what}: {value!r} is out of range ({low}..{high})")
+            raise UsageError(f"{what}: {_shown(value)} must be greater than zero")
+        raise UsageError(f"{what}: {_shown(value)} is out of range ({low}..{high})")
     return n
 
 
@@ -89,10 +97,12 @@ def seconds(value: Number, what: str = "duration") -> float:
         n = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
         raise UsageError(f"{what}: {value!r} is not a number of seconds") from None
+    except OverflowError:  # an int too large for a float
+        n = math.inf if value > 0 else -math.inf
     if not n > 0 or math.isnan(n):
-        raise UsageError(f"{what}: {value!r} must be greater than zero")
+        raise UsageError(f"{what}: {_shown(value)} must be greater than zero")
     if not n <= MAX_SECONDS:
-        raise UsageError(f"{what}: {value!r} is too long (at most {MAX_SECONDS} s, a year)")
+        raise UsageError(f"{what}: {_shown(value)} is too long (at most {MAX_SECONDS} s, a year)")
     return n
 
 
@@ -128,17 +138,20 @@ def mark(value: Union[str, int, Tuple[int, int]]) -> Tuple[int, int]:
         except ValueError:
             raise UsageError(f"mark: {text!r} is not VALUE or VALUE/MASK") from None
     if not (0 <= v <= U32_MAX and 0 <= m <= U32_MAX):
-        raise UsageError(f"mark: {value!r} does not fit in 32 bits")
+        raise UsageError(f"mark: {_shown(value)} does not fit in 32 bits")
     return v & m, m
 
 
 def names(value: Union[str, Iterable[str]], what: str = "reason") -> List[str]:
     """A comma list (or a list of them) of names; an empty one is an error, not 'no filter'."""
-    items = [value] if isinstance(value, str) else list(value)
+    try:
+        items = [value] if isinstance(value, str) else list(value)
+    except TypeError:
+        raise UsageError(f"{what}: {_shown(value)} is not a name or a list of names") from None
     out: List[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise UsageError(f"{what}: {item!r} is not a name")
+            raise UsageError(f"{what}: {_shown(item)} is not a name")
         out.extend(p.strip() for p in item.split(",") if p.strip())
     if not out:
         raise UsageError(f"{what}: no name given")
@@ -147,7 +160,12 @@ def names(value: Union[str, Iterable[str]], what: str = "reason") -> List[str]:
 
 def interface(value: Union[str, bytes]) -> bytes:
     """A device name as the kernel stores it (bytes: names need not be UTF-8)."""
-    raw = value if isinstance(value, bytes) else os.fsencode(value)
+    if not isinstance(value, (str, bytes)):
+        raise UsageError(f"interface: {_shown(value)} is not a device name")
+    try:
+        raw = value if isinstance(value, bytes) else os.fsencode(value)
+    except UnicodeEncodeError:  # a lone surrogate that os.fsdecode cannot have made
+        raise UsageError(f"interface name {value!r} is not a valid device name") from None
     shown = os.fsdecode(raw)
     if not raw:
         raise UsageError("interface: empty name")
@@ -160,11 +178,14 @@ def interface(value: Union[str, bytes]) -> bytes:
 
 def netns(spec: Union[str, int]) -> int:
     """The inode of a network namespace given as an inode, an `ip netns` name, or pid:N."""
+    if isinstance(spec, int) and not isinstance(spec, bool) and not 1 <= spec <= U32_MAX:
+        raise UsageError(f"netns: {_shown(spec)} is not a namespace inode (1..{U32_MAX})")
     text = str(spec).strip()
     if not text:
         raise UsageError("netns: empty namespace")
-    if text.isdigit():
-        ino = int(text)
+    if text.isascii() and text.isdigit():  # not "²" nor "٣", which isdigit() also accepts
+        digits = text.lstrip("0") or "0"
+        ino = int(digits) if len(digits) <= 10 else U32_MAX + 1  # int() refuses > 4300 digits
         if not 1 <= ino <= U32_MAX:
             raise UsageError(f"netns: {text!r} is not a namespace inode (1..{U32_MAX})")
         if ino not in known_namespaces():
@@ -212,7 +233,7 @@ def known_namespaces() -> set:
 
 def hook(value: Optional[str]) -> Optional[str]:
     if value is not None and value not in HOOKS:
-        raise UsageError(f"unknown hook {value!r}; choose one of {', '.join(HOOKS)}")
+        raise UsageError(f"unknown hook {_shown(value)}; choose one of {', '.join(HOOKS)}")
     return value
 
 
@@ -222,7 +243,10 @@ def expression(value: Union[str, bytes, Sequence[str], None]) -> Optional[str]:
         return None
     if isinstance(value, bytes):
         value = os.fsdecode(value)
-    text = value if isinstance(value, str) else " ".join(value)
+    try:
+        text = value if isinstance(value, str) else " ".join(value)
+    except TypeError:  # not text, nor a sequence of words
+        raise UsageError(f"filter: {_shown(value)} is not a tcpdump expression") from None
     return text.strip() or None
 
 
@@ -245,12 +269,12 @@ def make(*, hook_name: Optional[str] = None, stack: bool = False,
     if exclude_reasons is not None:
         opts.exclude_reasons = names(exclude_reasons)
     if netns_specs is not None:
-        specs = [netns_specs] if isinstance(netns_specs, (str, int)) else list(netns_specs)
+        specs = _values(netns_specs, (str, int), "netns")
         if not specs:
             raise UsageError("netns: no namespace given")
         opts.netns = sorted({netns(s) for s in specs})
     if interfaces is not None:
-        ifs = [interfaces] if isinstance(interfaces, (str, bytes)) else list(interfaces)
+        ifs = _values(interfaces, (str, bytes), "interface")
         if not ifs:
             raise UsageError("interface: no name given")
         opts.interfaces = sorted({interface(i) for i in ifs})
@@ -270,6 +294,16 @@ def make(*, hook_name: Optional[str] = None, stack: bool = False,
         if limit > _list_max():
             raise UsageError(f"{name}: at most {_list_max()} values")
     return opts
+
+
+def _values(value: object, one: tuple, what: str) -> list:
+    """[value] if it is one value, else the values it holds."""
+    if isinstance(value, one):
+        return [value]
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise UsageError(f"{what}: {_shown(value)} is not a value or a list of values") from None
 
 
 def snap_length(value: Number) -> int:

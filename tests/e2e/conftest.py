@@ -34,6 +34,7 @@ def _need_root():
 
 @pytest.fixture(scope="session")
 def lab():
+    Lab.remove_stale()  # left by a killed earlier run
     with Lab(tag=f"t{os.getpid()}") as lab:
         yield lab
 

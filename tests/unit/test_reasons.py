@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from droptrace.kernel import btf, reasons, tracefs
 from droptrace.errors import DroptraceError
+from droptrace.kernel import btf, reasons, tracefs
 
 from .btfgen import BTFBuilder
 

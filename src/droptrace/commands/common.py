@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -80,12 +81,18 @@ def add_trace_options(p: argparse.ArgumentParser) -> None:
 
 def options(args: argparse.Namespace) -> opt.Options:
     """Options from parsed flags: the one place the CLI builds them (same rules as the API)."""
-    return opt.make(hook_name=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
+    made = opt.make(hook_name=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
                     exclude_reasons=args.exclude_reason, netns_specs=args.netns,
                     interfaces=args.interface, pid_value=args.pid, mark_value=args.mark,
                     filter_expr=args.expression, ring_buffer_mb=getattr(args, "ring_buffer", 8),
                     rate=getattr(args, "rate_limit", None), snaplen=getattr(args, "snaplen", None),
                     payload=getattr(args, "payload", False), verbose=args.verbose)
+    if not made.netns:  # names are per namespace: only this one can be checked
+        for name in made.interfaces:
+            if not os.path.exists(os.path.join(b"/sys/class/net", name)):
+                eprint(f"droptrace: warning: no interface {os.fsdecode(name)!r} in this network "
+                       "namespace now; its drops will show if it appears (give --netns for another)")
+    return made
 
 
 def eprint(*parts: object) -> None:

@@ -7,8 +7,6 @@ reports, with the same Tracer and text format as the live stream.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import time
 from typing import Dict, List, Sequence, Tuple
 
@@ -46,21 +44,6 @@ def _chosen(names: List[str]) -> List[Scenario]:
     return [known[n] for n in names]
 
 
-def remove_stale_labs() -> List[str]:
-    """Namespaces of labs whose process is gone (a lab killed with SIGKILL cannot clean up)."""
-    removed = []
-    try:
-        names = os.listdir("/run/netns")
-    except OSError:
-        return removed
-    for name in names:
-        owner = Lab.owner_of(name)
-        if owner is not None and not os.path.exists(f"/proc/{owner}"):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
-            removed.append(name)
-    return removed
-
-
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     out = Output.stdout()
@@ -72,7 +55,7 @@ def main(argv: Sequence[str]) -> int:
     tracer = Tracer(Options(hook=args.hook, stack=args.stack))
     writer = TextWriter(out, stack=args.stack, reason_width=lambda: tracer.reason_width)
     missed = []
-    stale = remove_stale_labs()
+    stale = Lab.remove_stale()
     if stale:
         _say(out, f"Removed namespaces left by killed labs: {', '.join(stale)}")
     _say(out, "Building the lab: namespaces A (client) and B (server), joined by veth eth0 <-> eth0 ...")

@@ -53,6 +53,7 @@ class Aggregator:
         self.symbolize = symbolize
         self.addrs_bit, self.ports_bit = flow_bits["DT_FLOW_ADDRS"], flow_bits["DT_FLOW_PORTS"]
         self.rows: Dict[str, Dict[tuple, Row]] = {g: {} for g in GROUPS}
+        self.described: List[Tuple[Dict[str, object], int, int]] = []  # the last read, per kernel key
         self.total = 0
 
     def describe(self, key: Dict[str, Any], ifname: str) -> Dict[str, object]:
@@ -92,8 +93,10 @@ class Aggregator:
     def update(self, entries: List[Tuple[Dict[str, Any], int, int, str]], dt: float) -> None:
         fresh: Dict[str, Dict[tuple, List[Any]]] = {g: {} for g in GROUPS}
         total = 0
+        self.described = []
         for key, count, nbytes, ifname in entries:
             d = self.describe(key, ifname)
+            self.described.append((d, count, nbytes))
             total += count
             for g in GROUPS:
                 acc = fresh[g].setdefault(self.group_key(g, d), [0, 0, d])
@@ -124,6 +127,7 @@ def render(agg: Aggregator, group: str, lost: int, elapsed: float, interactive: 
            height: Optional[int] = None):
     """The view for a terminal `width` wide: columns are dropped (trend, then share, then rate),
     and names shortened, before any number would be cut."""
+    from rich.cells import cell_len
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -138,22 +142,34 @@ def render(agg: Aggregator, group: str, lost: int, elapsed: float, interactive: 
         cells.append({"RATE/s": f"{rate:,.1f}", "COUNT": f"{row.count:,}", "SHARE": f"{share:.1f}%",
                       "TREND": trend(row.rates), "labels": [str(x) for x in gk]})
     numbers = ["COUNT", "RATE/s", "SHARE", "TREND"]  # in the order they are kept
+    labels = GROUPS[group]
+    # Every column takes its content plus a space either side (padding (0, 1), no box). Rich,
+    # given more than fits, narrows every column alike, digits included: so the widths are
+    # chosen here to fit, numbers whole, and only names are shortened (NETNS is a number).
+    num_w = {c: max([cell_len(c)] + [cell_len(r[c]) for r in cells]) for c in numbers}
+    want = [max([cell_len(col)] + [cell_len(r["labels"][i]) for r in cells]) for i, col in enumerate(labels)]
+    least = [w if col == "NETNS" else min(w, 8) for col, w in zip(labels, want)]  # names: down to 8
 
     def need(cols: List[str]) -> int:
-        widths = [max([len(c)] + [len(r[c]) for r in cells]) for c in cols]
-        labels = len(GROUPS[group]) * 8  # names may be shortened down to this
-        return sum(widths) + labels + 3 * (len(cols) + len(GROUPS[group]))
+        return sum(num_w[c] + 2 for c in cols) + sum(w + 2 for w in least)
 
     shown = list(numbers)
     while len(shown) > 1 and need(shown) > width:
         shown.pop()
-    t = Table(expand=False, box=None if width < 60 else None, padding=(0, 1), show_edge=False)
+    # The label columns share what is left: NETNS first, then the narrowest first, so what a
+    # short name does not use goes to the longer ones.
+    left = width - sum(num_w[c] + 2 for c in shown) - 2 * len(labels)
+    label_w = list(want)
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] != "NETNS", want[i]))
+    for n, i in enumerate(order):
+        rest = len(order) - n  # columns still to place, this one included: each gets 1 at least
+        label_w[i] = max(1, min(want[i], left - (rest - 1) if labels[i] == "NETNS" else left // rest))
+        left -= label_w[i]
+    t = Table(box=None, padding=(0, 1), show_edge=False)
     for col in [c for c in ("RATE/s", "COUNT", "SHARE", "TREND") if c in shown]:
-        right = col != "TREND"
-        t.add_column(col, justify="right" if right else "left", no_wrap=True,
-                     min_width=max([len(col)] + [len(r[col]) for r in cells]))
-    for col in GROUPS[group]:
-        t.add_column(col, no_wrap=True, overflow="ellipsis")
+        t.add_column(col, justify="left" if col == "TREND" else "right", no_wrap=True, width=num_w[col])
+    for col, w in zip(labels, label_w):
+        t.add_column(col, no_wrap=True, overflow="ellipsis", width=w)
     for r in cells:
         t.add_row(*[r[c] for c in ("RATE/s", "COUNT", "SHARE", "TREND") if c in shown], *r["labels"])
     parts: List[Any] = [Text(title, no_wrap=True, overflow="ellipsis"), t]
@@ -184,10 +200,10 @@ def keys(enabled: bool) -> Iterator[Optional[int]]:
 def summary(agg: Aggregator, tracer: Tracer, group: str, duration: float) -> Dict[str, object]:
     """The --json object: one row per group, as --group asked."""
     merged: Dict[tuple, List[Any]] = {}
-    for row in agg.rows[group].values():
-        acc = merged.setdefault(agg.json_key(group, row.fields), [0, 0, row.fields])
-        acc[0] += row.count
-        acc[1] += row.nbytes
+    for fields, count, nbytes in agg.described:  # from the kernel's keys: every field exact
+        acc = merged.setdefault(agg.json_key(group, fields), [0, 0, fields])
+        acc[0] += count
+        acc[1] += nbytes
     rows = []
     for count, nbytes, fields in sorted(merged.values(), key=lambda r: r[0], reverse=True):
         d = {k: fields.get(k) for k in GROUP_FIELDS[group]}

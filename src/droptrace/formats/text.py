@@ -47,6 +47,16 @@ def details(e: Event) -> str:
     return " ".join(parts)
 
 
+def printable(name: str) -> str:
+    """name with "?" for each character a terminal would act on rather than show.
+
+    A process names itself (prctl PR_SET_NAME), device names may hold control bytes:
+    a newline, tab or escape sequence in them must neither break the line, shift
+    the columns, nor reach the terminal. The width stays the same.
+    """
+    return name if name.isprintable() else "".join(c if c.isprintable() else "?" for c in name)
+
+
 def clock(ts_ns: int) -> str:
     secs = ts_ns // 1_000_000_000
     return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{(ts_ns // 1_000_000) % 1000:03d}"
@@ -75,8 +85,8 @@ class Columns:
 
     def line(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
         w = self.w
-        iface = e.ifname or (str(e.ifindex) if e.ifindex else "-")
-        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {e.comm:<{COMM_W}} {kind:<{w['proto']}} "
+        iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
+        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {printable(e.comm):<{COMM_W}} {kind:<{w['proto']}} "
                 f"{reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
                 f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location}  {details(e)}")
 

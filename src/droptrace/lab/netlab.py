@@ -32,9 +32,25 @@ class Lab:
 
     @classmethod
     def owner_of(cls, netns_name: str) -> Optional[int]:
-        """The pid that a lab namespace's name says made it (dtlab<pid>a), else None."""
-        m = re.fullmatch(rf"{cls.PREFIX}(\d+)[ab]", netns_name)
+        """The pid that a lab namespace's name says made it (dtlab<pid>a, or dtlabt<pid>a for the
+        tests' lab), else None."""
+        m = re.fullmatch(rf"{cls.PREFIX}t?(\d+)[ab]", netns_name)
         return int(m.group(1)) if m else None
+
+    @classmethod
+    def remove_stale(cls) -> List[str]:
+        """Remove the namespaces of labs whose process is gone (a SIGKILLed lab cannot clean up)."""
+        removed = []
+        try:
+            names = os.listdir("/run/netns")
+        except OSError:
+            return removed
+        for name in sorted(names):
+            owner = cls.owner_of(name)
+            if owner is not None and not os.path.exists(f"/proc/{owner}"):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+                removed.append(name)
+        return removed
 
     # -- plumbing ------------------------------------------------------
     def run(self, *cmd: str, ns: Optional[str] = None, check: bool = True,
