@@ -132,12 +132,16 @@ def test_bad_input_is_one_clear_line():
         (["lab", "no-such-scenario"], 2, "no lab scenario"),
     ]
     for args, rc, text in cases:
-        r = run(*args)
-        assert r.returncode == rc, (args, r.stderr)
-        assert text in r.stderr, (args, r.stderr)
-        assert TRACEBACK not in r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert r.stdout == ""
+        assert_one_clear_line(args, rc, text)
+
+
+def assert_one_clear_line(args, rc, text):
+    r = run(*args)
+    assert r.returncode == rc, (args, r.stderr)
+    assert text in r.stderr, (args, r.stderr)
+    assert TRACEBACK not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
 
 
 BAD_INPUT = [
@@ -172,16 +176,13 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.host_only
 @pytest.mark.parametrize("args,rc,text", BAD_INPUT, ids=[" ".join(a)[:40] for a, _, _ in BAD_INPUT])
 def test_every_bad_input_is_one_line_and_the_right_exit(args, rc, text):
-    r = run(*args)
-    assert r.returncode == rc, (args, r.stderr)
-    assert text in r.stderr, (args, r.stderr)
-    assert TRACEBACK not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert r.stdout == ""
+    assert_one_clear_line(args, rc, text)
 
 
+@pytest.mark.host_only
 def test_help_of_every_subcommand_is_usage_and_exit_0():
     for sub in (["doctor"], ["top"], ["record"], ["report"], ["lab"], []):
         r = run(*sub, "--help")
@@ -189,6 +190,7 @@ def test_help_of_every_subcommand_is_usage_and_exit_0():
         assert r.stdout.startswith("usage: droptrace"), (sub, r.stdout[:80])
 
 
+@pytest.mark.host_only
 def test_the_api_gets_the_same_answers():
     import droptrace
 

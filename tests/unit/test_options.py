@@ -64,12 +64,19 @@ def in_range(n, low, high):
 
 
 # -- property tests: any text, any API value -----------------------------------------------
+INT_PARSERS = [(opt.count, 1, opt.COUNT_MAX), (opt.pid, 1, opt.PID_MAX), (opt.rate_limit, 1, opt.U32_MAX),
+               (opt.ring_mb, 1, opt.MAX_RING_MB)]
+
+
+@pytest.mark.parametrize("parse,low,high", INT_PARSERS, ids=[p.__name__ for p, _, _ in INT_PARSERS])
 @FAST
-@given(st.one_of(texts, api_values))
-def test_count_any_value(value):
-    n = outcome(opt.count, value)
+@given(value=st.one_of(texts, api_values))
+def test_integer_parsers_any_value(parse, low, high, value):
+    n = outcome(parse, value)
     if n is not None:
-        in_range(n, 1, opt.COUNT_MAX)
+        in_range(n, low, high)
+        if parse is opt.ring_mb:
+            assert n & (n - 1) == 0, f"{n} is not a power of two"
 
 
 @FAST
@@ -78,31 +85,6 @@ def test_seconds_any_value(value):
     n = outcome(opt.seconds, value)
     if n is not None:
         assert isinstance(n, float) and math.isfinite(n) and 0 < n <= opt.MAX_SECONDS
-
-
-@FAST
-@given(st.one_of(texts, api_values))
-def test_pid_any_value(value):
-    n = outcome(opt.pid, value)
-    if n is not None:
-        in_range(n, 1, opt.PID_MAX)
-
-
-@FAST
-@given(st.one_of(texts, api_values))
-def test_rate_limit_any_value(value):
-    n = outcome(opt.rate_limit, value)
-    if n is not None:
-        in_range(n, 1, opt.U32_MAX)
-
-
-@FAST
-@given(st.one_of(texts, api_values))
-def test_ring_mb_any_value(value):
-    n = outcome(opt.ring_mb, value)
-    if n is not None:
-        in_range(n, 1, opt.MAX_RING_MB)
-        assert n & (n - 1) == 0, f"{n} is not a power of two"
 
 
 @FAST

@@ -211,10 +211,11 @@ class Tracer:
 
     @property
     def reason_width(self) -> int:
-        """The longest reason name of this kernel (text columns are laid out for it)."""
+        """The longest core reason name of this kernel (text columns are laid out for it; a longer
+        subsystem name widens them when it appears, and module BTF is not read for it)."""
         if self.reasons is None:
             return 1
-        return max((len(n) for n in self.reasons.all_names().values()), default=1)
+        return max((len(n) for n in self.reasons.names.values()), default=1)
 
     def poll(self, timeout_ms: int = 100) -> List[Event]:
         """Wait up to timeout_ms for events; return those that arrived, decoded."""
