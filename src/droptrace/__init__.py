@@ -28,7 +28,6 @@ from .errors import DroptraceError, UsageError
 from .event import Event
 
 if TYPE_CHECKING:
-    from .formats.recording import Recording
     from .options import Options
 
 _open_traces: "weakref.WeakSet[Trace]" = weakref.WeakSet()
@@ -115,9 +114,25 @@ def trace(filter: Optional[str] = None, stack: bool = False, *,
                  options.seconds(duration) if duration is not None else None)
 
 
-def read(path: str) -> "Recording":
-    """The Events of a recording made by `droptrace record` (pcapng or JSON lines). The file
-    is opened now: a missing one raises DroptraceError here, not when iteration starts."""
+def read(path: str, expression: Optional[str] = None, *,
+         reasons: Union[str, Iterable[str], None] = None,
+         exclude_reasons: Union[str, Iterable[str], None] = None,
+         netns: Union[str, int, Iterable[Union[str, int]], None] = None,
+         interface: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
+         pid: Optional[int] = None, mark: Union[str, int, Tuple[int, int], None] = None,
+         count: Optional[int] = None) -> Iterator[Event]:
+    """The Events of a recording (pcapng or JSON lines written by `droptrace record`; another
+    tool's pcap or pcapng gives packets without reasons), through the same filters as trace().
+    The file is opened now: a missing one raises DroptraceError here, not when iteration
+    starts. The returned iterator has `summary` (the recording's closing statistics, once read
+    to the end) and `warnings` (a file cut short, lines skipped)."""
     from .formats.recording import read as _read
+    from .replay import OfflineFilter, Replay
 
-    return _read(path)
+    keep = OfflineFilter.make(expression, reasons=reasons, exclude_reasons=exclude_reasons, netns=netns,
+                              interface=interface, pid=pid, mark=mark)
+    rec = _read(path)
+    if keep.needs_packets and rec.format == "jsonl":
+        raise DroptraceError(f"{path}: a JSON lines recording keeps no packet bytes: a filter "
+                             "expression cannot run on it")
+    return Replay(rec, keep, count)

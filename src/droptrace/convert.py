@@ -7,10 +7,9 @@ computed here from the layout.
 from __future__ import annotations
 
 import operator
-import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .event import PER_PACKET_KEYS, SCHEMA_KEYS, Event, dumps
+from .event import PER_PACKET_KEYS, SCHEMA_KEYS, Event, dumps, iso_parts
 from .kernel.contract import Contract, contract
 from .packet.decode import decode
 
@@ -91,10 +90,7 @@ class Converter:
         """ISO-8601, microseconds, local offset; the date part is cached per second."""
         sec, rest = divmod(wall_ns, 1_000_000_000)
         if sec != self._sec:
-            t = time.localtime(sec)
-            z = time.strftime("%z", t)
-            self._tz = f"{z[:3]}:{z[3:]}" if len(z) == 5 else "+00:00"
-            self._sec_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+            self._sec_prefix, self._tz = iso_parts(sec)
             self._sec = sec
         return f"{self._sec_prefix}.{rest // 1000:06d}{self._tz}"
 

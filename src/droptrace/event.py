@@ -5,6 +5,7 @@ The schema's keys and their order are the dataclass's fields marked
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -72,3 +73,17 @@ class Event:
 SCHEMA_KEYS: Tuple[str, ...] = tuple(f.name for f in fields(Event) if f.metadata.get("schema"))
 # What changes from packet to packet of one flow; the rest is cached by the converter.
 PER_PACKET_KEYS = ("time", "len", "cpu", "pid", "tid", "comm")
+
+
+def iso_parts(sec: int) -> Tuple[str, str]:
+    """(date and time to the second, UTC offset as +HH:MM) of a wall-clock second, local time."""
+    t = time.localtime(sec)
+    z = time.strftime("%z", t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t), (f"{z[:3]}:{z[3:]}" if len(z) == 5 else "+00:00")
+
+
+def iso_time(wall_ns: int) -> str:
+    """The `time` field: ISO-8601 with microseconds and the local UTC offset."""
+    sec, rest = divmod(wall_ns, 1_000_000_000)
+    prefix, tz = iso_parts(sec)
+    return f"{prefix}.{rest // 1000:06d}{tz}"

@@ -176,8 +176,9 @@ def interface(value: Union[str, bytes]) -> bytes:
     return raw
 
 
-def netns(spec: Union[str, int]) -> int:
-    """The inode of a network namespace given as an inode, an `ip netns` name, or pid:N."""
+def netns(spec: Union[str, int], must_exist: bool = True) -> int:
+    """The inode of a network namespace given as an inode, an `ip netns` name, or pid:N. Offline
+    (must_exist=False) an inode is taken as it is: the namespace of a recording may be gone."""
     if isinstance(spec, int) and not isinstance(spec, bool) and not 1 <= spec <= U32_MAX:
         raise UsageError(f"netns: {_shown(spec)} is not a namespace inode (1..{U32_MAX})")
     text = str(spec).strip()
@@ -188,7 +189,7 @@ def netns(spec: Union[str, int]) -> int:
         ino = int(digits) if len(digits) <= 10 else U32_MAX + 1  # int() refuses > 4300 digits
         if not 1 <= ino <= U32_MAX:
             raise UsageError(f"netns: {text!r} is not a namespace inode (1..{U32_MAX})")
-        if ino not in known_namespaces():
+        if must_exist and ino not in known_namespaces():
             raise DroptraceError(f"netns {ino}: no network namespace with this inode (none of "
                                  f"{NETNS_RUN}/* or /proc/*/ns/net)")
         return ino

@@ -56,8 +56,8 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
                    help=f"size of the kernel ring buffer, a power of two (default {opt.DEFAULT_RING_MB})")
 
 
-def add_trace_options(p: argparse.ArgumentParser) -> None:
-    """Filters and hook choice, shared by every mode that traces."""
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    """The tcpdump expression and the filters: live (in the kernel) or on a recording."""
     p.add_argument("expression", nargs="*", metavar="EXPRESSION",
                    help="a tcpdump filter expression, e.g. 'udp port 53 and host 10.1.2.3' "
                    "(compiled by libpcap, evaluated in the kernel on the dropped packet's headers)")
@@ -73,6 +73,11 @@ def add_trace_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--pid", type=arg(opt.pid), help="only drops while this process (tgid) is on CPU")
     f.add_argument("--mark", type=arg(opt.mark), metavar="VALUE[/MASK]",
                    help="only packets with this skb mark")
+
+
+def add_trace_options(p: argparse.ArgumentParser) -> None:
+    """Filters and hook choice, shared by every mode that traces."""
+    add_filter_options(p)
     p.add_argument("--hook", choices=opt.HOOKS,
                    help="force a hook instead of probing tp_btf, raw_tp, then tracepoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say why hooks were skipped; "
@@ -93,6 +98,26 @@ def options(args: argparse.Namespace) -> opt.Options:
                 eprint(f"droptrace: warning: no interface {os.fsdecode(name)!r} in this network "
                        "namespace now; its drops will show if it appears (give --netns for another)")
     return made
+
+
+def offline_filter(args: argparse.Namespace) -> Any:
+    """The filters of the command line, for a recording read back (replay.OfflineFilter)."""
+    from ..replay import OfflineFilter
+
+    return OfflineFilter.make(args.expression, reasons=args.reason, exclude_reasons=args.exclude_reason,
+                              netns=args.netns, interface=args.interface, pid=args.pid, mark=args.mark)
+
+
+def open_recording(path: str, keep: Any) -> Any:
+    """A recording to read back through keep; its oddities are one warning line each on stderr."""
+    from ..formats.recording import read
+
+    rec = read(path, on_warning=lambda m: eprint(f"droptrace: warning: {m}"))
+    if keep.needs_packets and rec.format == "jsonl":
+        raise DroptraceError(f"{path}: a JSON lines recording keeps no packet bytes, so a filter "
+                             "expression cannot run on it; filter it with --reason, --netns, -i, --pid "
+                             "or --mark, or record to pcapng")
+    return rec
 
 
 def eprint(*parts: object) -> None:

@@ -14,6 +14,8 @@ from .common import (
     add_trace_options,
     arg,
     eprint,
+    offline_filter,
+    open_recording,
     options,
     trace_loop,
 )
@@ -28,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "written and lost; a killed run leaves it readable up to the last whole drop."))
     p.add_argument("-w", "--write", required=True, metavar="FILE",
                    help="the recording (.pcapng or .jsonl); - for stdout")
+    p.add_argument("-r", "--read", metavar="IN",
+                   help="instead of tracing, filter and convert a recording (pcapng or JSON lines) "
+                   "into FILE, keeping every field it has")
     p.add_argument("--format", choices=FORMATS, help="file format (default: from the extension; "
                    "pcapng for stdout)")
     p.add_argument("--snaplen", type=arg(snap_length), metavar="BYTES",
@@ -44,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    if args.read:
+        return convert(args)
     opts = options(args)
     fmt = format_for(args.write, args.format)
     snaplen = opts.snaplen if opts.snaplen is not None else (None if opts.payload else DEFAULT_SNAPLEN)
@@ -59,4 +66,44 @@ def main(argv: Sequence[str]) -> int:
         rec.close()
     held = f", {tracer.suppressed} suppressed by --rate-limit" if args.rate_limit else ""
     eprint(f"droptrace: {shown} drops written to {rec.name} ({fmt}), {lost} lost (ring buffer full){held}")
+    return 0
+
+
+def convert(args: argparse.Namespace) -> int:
+    """`record -r IN -w OUT`: a recording through the filters, into either format."""
+    import os
+
+    from ..errors import UsageError
+    from ..replay import replay
+
+    live_only = [flag for flag, given in (("--hook", args.hook), ("--rate-limit", args.rate_limit),
+                                          ("-d", args.duration), ("--payload", args.payload),
+                                          ("--stack", args.stack)) if given]
+    if live_only:
+        raise UsageError(f"{', '.join(live_only)} cannot be used with -r (they apply to live tracing)")
+    if args.write != "-" and os.path.exists(args.write) and os.path.exists(args.read) \
+            and os.path.samefile(args.write, args.read):
+        raise UsageError(f"-r and -w name the same file ({args.write}): write to another one")
+    keep = offline_filter(args)
+    rec = open_recording(args.read, keep)
+    fmt = format_for(args.write, args.format)
+    out = Recorder(args.write, fmt, None, args.snaplen)
+    n = 0
+    try:
+        out.open()
+        batch = []
+        for e in replay(rec, keep, args.count):
+            batch.append(e)
+            if len(batch) >= 1024:
+                out.write(batch)
+                n += len(batch)
+                batch = []
+        out.write(batch)
+        n += len(batch)
+        summary = dict(rec.summary or {})
+        summary["written"] = n
+        out.finish(summary)
+    finally:
+        out.close()
+    eprint(f"droptrace: {n} drops written to {out.name} ({fmt}) from {args.read}")
     return 0

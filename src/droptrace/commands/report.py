@@ -3,17 +3,16 @@ namespace/interface and over time, as text or JSON."""
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import orjson
 
-from ..event import Event
+from ..event import Event, iso_time
 from ..formats.out import Output
-from ..formats.recording import read
 from ..formats.text import endpoint, proto
-from .common import Parser, positive_int
+from ..replay import replay
+from .common import Parser, add_filter_options, offline_filter, open_recording, positive_int
 
 
 def flow(e: Event) -> str:
@@ -39,42 +38,40 @@ def _bucket_seconds(span: float) -> int:
     return 86400
 
 
-def summarise(events: Iterable[Event], top: int = 10) -> Dict[str, Any]:
+def summarise(events: Iterable[Event], top: int = 10, recording: Any = None) -> Dict[str, Any]:
     """Counts by reason, location, flow and interface, and over time; with the recording's own
-    summary (drops lost in the kernel while recording) when it has one."""
+    summary (drops lost in the kernel while recording) when it has one. Times are the events'
+    own, to the microsecond, with their UTC offset."""
     counters = {key: Counter() for key, _, _ in GROUPS}
-    stamps: List[float] = []
+    stamps: List[int] = []
     total = 0
     for e in events:
         total += 1
         for key, _, fn in GROUPS:
             counters[key][fn(e)] += 1
         if e.ts_ns:
-            stamps.append(e.ts_ns / 1e9)
+            stamps.append(e.ts_ns)
     out: Dict[str, Any] = {"total": total}
     for key, label, _ in GROUPS:
         out[key] = [{label: k, "count": n, "share": round(n / total, 4)}
                     for k, n in counters[key].most_common(top)]
     first = min(stamps) if stamps else None
     last = max(stamps) if stamps else None
-    out["first"], out["last"] = _iso(first), _iso(last)
-    stats = getattr(events, "summary", None)
+    out["first"] = iso_time(first) if first is not None else None
+    out["last"] = iso_time(last) if last is not None else None
+    stats = getattr(recording, "summary", None)
     out["lost"] = stats.get("lost") if stats else None
     out["suppressed"] = stats.get("suppressed") if stats else None
+    out["bucket_seconds"] = None
     out["over_time"] = []
     if first is not None:
-        size = _bucket_seconds(last - first)
-        buckets = Counter(int((t - first) // size) for t in stamps)
+        size = _bucket_seconds((last - first) / 1e9)
+        step = size * 1_000_000_000
+        buckets = Counter((t - first) // step for t in stamps)
         out["bucket_seconds"] = size
-        out["over_time"] = [{"start": _iso(first + i * size), "count": buckets.get(i, 0)}
-                            for i in range(int((last - first) // size) + 1)]
+        out["over_time"] = [{"start": iso_time(first + i * step), "count": buckets.get(i, 0)}
+                            for i in range((last - first) // step + 1)]
     return out
-
-
-def _iso(t: Optional[float]) -> Optional[str]:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1e6):06d}"
 
 
 def text(summary: Dict[str, Any], path: str) -> str:
@@ -104,12 +101,15 @@ def text(summary: Dict[str, Any], path: str) -> str:
 def main(argv: Sequence[str]) -> int:
     p = Parser(prog="droptrace report", description="Summarise a droptrace recording "
                "(pcapng written by droptrace, or JSON lines) by reason, location, flow, "
-               "namespace/interface and over time.")
-    p.add_argument("file")
+               "namespace/interface and over time, after the same filters as the live stream.")
+    p.add_argument("file", help="the recording (- for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
+    add_filter_options(p)
     args: argparse.Namespace = p.parse_args(list(argv))
-    summary = summarise(read(args.file), args.top)
+    keep = offline_filter(args)
+    rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)
+    summary = summarise(replay(rec, keep), args.top, rec)
     out = Output.stdout()
     if args.json:
         out.write(orjson.dumps(summary) + b"\n")

@@ -15,6 +15,8 @@ from .common import (
     add_stream_options,
     add_trace_options,
     eprint,
+    offline_filter,
+    open_recording,
     options,
     trace_loop,
 )
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_options(p)
     p.add_argument("--list-reasons", action="store_true",
                    help="list the running kernel's drop reasons and exit (with --json: as JSON)")
+    p.add_argument("-r", "--read", metavar="FILE",
+                   help="read a recording (pcapng or JSON lines; - for stdin) instead of tracing, and "
+                   "show it as the live stream would, through the same filters")
     p.add_argument("--check", action="store_true",
                    help="same as `droptrace doctor`: what this host supports, then exit")
     add_trace_options(p)
@@ -82,6 +87,8 @@ def main(argv: Sequence[str]) -> int:
         return doctor.main(["--json"] if args.json else [])
     if args.list_reasons:
         return list_reasons(args.json)
+    if args.read:
+        return replay(args)
     tracer = Tracer(options(args))
     out = Output.stdout()
     if args.json:
@@ -92,4 +99,28 @@ def main(argv: Sequence[str]) -> int:
     if tracer.hook:
         held = f", {tracer.suppressed} suppressed by --rate-limit" if args.rate_limit else ""
         eprint(f"droptrace: {shown} drops shown, {lost} lost (ring buffer full){held}")
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`droptrace -r FILE`: a recording through the live filters and outputs, like `tcpdump -r`."""
+    from ..errors import UsageError
+    from ..formats.jsonl import JsonWriter
+    from ..replay import replay as kept
+
+    live_only = [flag for flag, given in (("--hook", args.hook), ("--rate-limit", args.rate_limit),
+                                          ("-d", args.duration)) if given]
+    if live_only:
+        raise UsageError(f"{', '.join(live_only)} cannot be used with -r (they apply to live tracing)")
+    keep = offline_filter(args)
+    rec = open_recording("/dev/stdin" if args.read == "-" else args.read, keep)
+    out = Output.stdout()
+    writer = JsonWriter(out, args.stack) if args.json else TextWriter(out, args.stack)
+    batch = []
+    for e in kept(rec, keep, args.count):
+        batch.append(e)
+        if len(batch) >= 1024:
+            writer.write(batch)
+            batch = []
+    writer.write(batch)
     return 0

@@ -19,7 +19,7 @@ import struct
 import time
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
-from ..event import SCHEMA_KEYS, Event
+from ..event import SCHEMA_KEYS, Event, iso_time
 from ..packet.decode import UNSET, decode
 from .out import Output
 
@@ -153,72 +153,177 @@ def _parse_options(buf: bytes, endian: str) -> List[Tuple[int, bytes]]:
     return opts
 
 
+MAX_BLOCK = 64 << 20  # larger is not a block of a recording: the file is damaged
+
+
+class Blocks:
+    """(type, body, endianness) of each whole block. A torn last block (a killed run, a full
+    disk) ends the file and sets `truncated`; a block that cannot be a block is an error."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.truncated = False
+
+    def _read(self, n: int) -> bytes:
+        data = self.f.read(n)
+        if len(data) < n:
+            self.truncated = True
+        return data
+
+    def __iter__(self) -> Iterator[Tuple[int, bytes, str]]:
+        endian = "<"
+        while True:
+            head = self.f.read(8)
+            if not head:
+                return
+            if len(head) < 8:
+                self.truncated = True
+                return
+            if struct.unpack_from("<I", head)[0] == SHB:  # a section starts: its own byte order
+                magic = self._read(4)
+                if len(magic) < 4:
+                    return
+                order = struct.unpack("<I", magic)[0]
+                if order not in (BYTE_ORDER_MAGIC, 0x4D3C2B1A):
+                    raise PcapngError("not a pcapng file (bad byte-order magic)")
+                endian = "<" if order == BYTE_ORDER_MAGIC else ">"
+                total = struct.unpack_from(endian + "I", head, 4)[0]
+                if total < 28 or total % 4 or total > MAX_BLOCK:
+                    raise PcapngError(f"bad section header length {total}")
+                rest = self._read(total - 12)
+                if len(rest) < total - 12:
+                    return
+                yield SHB, magic + rest[:-4], endian
+                continue
+            btype, total = struct.unpack(endian + "II", head)
+            if total < 12 or total % 4 or total > MAX_BLOCK:
+                raise PcapngError(f"bad block length {total}")
+            rest = self._read(total - 8)
+            if len(rest) < total - 8:
+                return
+            yield btype, rest[:-4], endian
+
+
 def read_blocks(f: BinaryIO) -> Iterator[Tuple[int, bytes, str]]:
-    """(type, body, endianness) of each whole block; a torn last block ends the file."""
-    endian = "<"
-    first = True
-    while True:
-        head = f.read(8)
-        if len(head) < 8:
-            return
-        if first:
-            if struct.unpack_from("<I", head)[0] != SHB:
-                raise PcapngError("not a pcapng file")
-            magic = f.read(4)
-            if len(magic) < 4:
-                return
-            endian = "<" if struct.unpack("<I", magic)[0] == BYTE_ORDER_MAGIC else ">"
-            total = struct.unpack_from(endian + "I", head, 4)[0]
-            rest = f.read(total - 12) if total >= 12 else b""
-            if total < 12 or len(rest) < total - 12:
-                return
-            first = False
-            yield SHB, magic + rest[:-4], endian
-            continue
-        btype, total = struct.unpack(endian + "II", head)
-        if total < 12 or total % 4:
-            raise PcapngError(f"bad block length {total}")
-        rest = f.read(total - 8)
-        if len(rest) < total - 8:
-            return  # torn block at the end of a killed recording
-        yield btype, rest[:-4], endian
+    return iter(Blocks(f))
 
 
 class Reader:
-    """Events of a droptrace pcapng file (packets re-decoded from their bytes); `summary`
-    holds the closing statistics once iteration has reached them."""
+    """Events of a pcapng file: droptrace's own (every field from the `droptrace:` comment,
+    packets re-decoded from their bytes), or another tool's (packets only: reason, location and
+    task unknown). `summary` holds droptrace's closing statistics once iteration reached them;
+    `truncated` says the file ended inside a block; `foreign` counts packets without metadata."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.blocks = Blocks(f)
+        self.summary: Optional[Dict[str, Any]] = None
+        self.foreign = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.blocks.truncated
+
+    def __iter__(self) -> Iterator[Event]:
+        ifaces: List[Tuple[int, int, Optional[str]]] = []  # (linktype, ns per tick, name)
+        for btype, body, endian in self.blocks:
+            if btype == SHB:
+                ifaces = []  # interface ids restart with each section
+            elif btype == IDB and len(body) >= 8:
+                linktype = struct.unpack_from(endian + "H", body)[0]
+                opts = dict(_parse_options(body[8:], endian))
+                ifaces.append((linktype, _tick_ns(opts.get(IF_TSRESOL)),
+                               opts[IF_NAME].decode(errors="replace") if IF_NAME in opts else None))
+            elif btype == ISB and len(body) >= 12:
+                for code, value in _parse_options(body[12:], endian):
+                    if code == OPT_COMMENT and value.startswith(SUMMARY_PREFIX.encode()):
+                        try:
+                            self.summary = json.loads(value.decode()[len(SUMMARY_PREFIX):])
+                        except ValueError:
+                            pass
+            elif btype == EPB and len(body) >= 20:
+                yield self._packet(body, endian, ifaces)
+
+    def _packet(self, body: bytes, endian: str, ifaces: List[Tuple[int, int, Optional[str]]]) -> Event:
+        idx, hi, lo, caplen, orig = struct.unpack_from(endian + "5I", body)
+        data = body[20:20 + caplen]
+        linktype, tick, ifname = ifaces[idx] if idx < len(ifaces) else (LINKTYPE_RAW, 1000, None)
+        ts_ns = ((hi << 32) | lo) * tick
+        opts = _parse_options(body[20 + caplen + (-caplen % 4):], endian)
+        meta = None
+        for c, v in opts:
+            if c == OPT_COMMENT and v.startswith(MACHINE_PREFIX.encode()):
+                try:
+                    meta = json.loads(v.decode(errors="replace")[len(MACHINE_PREFIX):])
+                except ValueError:
+                    meta = None
+        ethernet = linktype == LINKTYPE_ETHERNET
+        if not isinstance(meta, dict):
+            self.foreign += 1
+            meta = {"ifname": ifname, "len": orig, "time": iso_time(ts_ns)}
+        _decoded(meta, data, linktype)
+        return Event.from_dict(meta, packet=data, link_ethernet=ethernet, ts_ns=ts_ns, wire_len=orig)
+
+
+PACKET_KEYS = SCHEMA_KEYS[SCHEMA_KEYS.index("l3"):SCHEMA_KEYS.index("len")]  # decoded from the bytes
+
+
+def _decoded(meta: Dict[str, Any], data: bytes, linktype: int) -> None:
+    """Fill the packet's fields (addresses, ports, flags) that meta lacks from its bytes."""
+    if data and linktype in (LINKTYPE_ETHERNET, LINKTYPE_RAW):
+        ethernet = linktype == LINKTYPE_ETHERNET
+        p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0, 0, 1 if ethernet else 0xFFFF)
+        meta.update({k: getattr(p, k) for k in PACKET_KEYS if meta.get(k) is None})
+
+
+def _tick_ns(tsresol: Optional[bytes]) -> int:
+    """Nanoseconds per timestamp unit (if_tsresol; microseconds when absent)."""
+    if not tsresol:
+        return 1000
+    v = tsresol[0]
+    if v & 0x80:
+        return max(1, int(1e9 / (2 ** (v & 0x7F))))
+    return 10 ** max(0, 9 - v) if v <= 9 else 1
+
+
+def read(f: BinaryIO) -> Iterator[Event]:
+    """Events of a pcapng file."""
+    return iter(Reader(f))
+
+
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),
+               b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1)}
+
+
+class ClassicReader:
+    """Packets of a classic pcap file (tcpdump -w): no droptrace metadata, packets only."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
         self.summary: Optional[Dict[str, Any]] = None
+        self.truncated = False
+        self.foreign = 0
 
     def __iter__(self) -> Iterator[Event]:
-        linktypes: List[int] = []
-        for btype, body, endian in read_blocks(self.f):
-            if btype == IDB:
-                linktypes.append(struct.unpack_from(endian + "H", body)[0])
-            elif btype == ISB and len(body) >= 12:
-                for code, value in _parse_options(body[12:], endian):
-                    if code == OPT_COMMENT and value.startswith(SUMMARY_PREFIX.encode()):
-                        self.summary = json.loads(value.decode()[len(SUMMARY_PREFIX):])
-            elif btype == EPB and len(body) >= 20:
-                idx, hi, lo, caplen, _orig = struct.unpack_from(endian + "5I", body)
-                data = body[20:20 + caplen]
-                opts = _parse_options(body[20 + caplen + (-caplen % 4):], endian)
-                meta = next((json.loads(v.decode()[len(MACHINE_PREFIX):]) for c, v in opts
-                             if c == OPT_COMMENT and v.startswith(MACHINE_PREFIX.encode())), None)
-                if meta is None:
-                    continue  # not written by droptrace
-                ethernet = idx < len(linktypes) and linktypes[idx] == LINKTYPE_ETHERNET
-                if data:
-                    p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0,
-                               0, 1 if ethernet else 0xFFFF)
-                    packet_keys = SCHEMA_KEYS[SCHEMA_KEYS.index("l3"):SCHEMA_KEYS.index("len")]
-                    meta.update({k: getattr(p, k) for k in packet_keys if meta.get(k) is None})
-                yield Event.from_dict(meta, packet=data, link_ethernet=ethernet,
-                                      ts_ns=((hi << 32) | lo) * 1000)
-
-
-def read(f: BinaryIO) -> Iterator[Event]:
-    """Events of a droptrace pcapng file."""
-    return iter(Reader(f))
+        head = self.f.read(24)
+        if len(head) < 24 or head[:4] not in PCAP_MAGICS:
+            raise PcapngError("not a pcap file")
+        endian, tick = PCAP_MAGICS[head[:4]]
+        linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x0FFFFFFF
+        ethernet = linktype == LINKTYPE_ETHERNET
+        while True:
+            rec = self.f.read(16)
+            if len(rec) < 16:
+                self.truncated = bool(rec)
+                return
+            sec, frac, caplen, orig = struct.unpack(endian + "4I", rec)
+            if caplen > MAX_BLOCK:
+                raise PcapngError(f"bad packet length {caplen}")
+            data = self.f.read(caplen)
+            if len(data) < caplen:
+                self.truncated = True
+                return
+            self.foreign += 1
+            ts_ns = sec * 1_000_000_000 + frac * tick
+            meta: Dict[str, Any] = {"len": orig, "time": iso_time(ts_ns)}
+            _decoded(meta, data, linktype)
+            yield Event.from_dict(meta, packet=data, link_ethernet=ethernet, ts_ns=ts_ns, wire_len=orig)

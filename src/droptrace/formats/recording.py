@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from datetime import datetime
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional
 
 from ..errors import DroptraceError
 from ..event import Event, dumps
@@ -83,17 +84,62 @@ class Recorder:
             self._out.close()
 
 
-class Recording:
-    """A recording read back: iterate for its Events; `summary` is set once the end is reached
-    (None when the file has none, e.g. a killed run)."""
+class _Rewound:
+    """A stream whose first bytes were read to tell its format, read again from the start."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, head: bytes, f: BinaryIO) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return self.f.read(n)
+        if n < 0:
+            out, self.head = self.head + self.f.read(), b""
+            return out
+        out, self.head = self.head[:n], self.head[n:]
+        return out + self.f.read(n - len(out)) if len(out) < n else out
+
+    def readline(self) -> bytes:
+        if self.head:
+            nl = self.head.find(b"\n")
+            if nl >= 0:
+                out, self.head = self.head[:nl + 1], self.head[nl + 1:]
+                return out
+            out, self.head = self.head, b""
+            return out + self.f.readline()
+        return self.f.readline()
+
+
+class Recording:
+    """A recording read back: iterate for its Events. Reads files and streams (a pipe,
+    /dev/stdin) alike, in one pass. `summary` is the recording's closing statistics once the
+    end is reached (None for a killed run); `warnings` what was odd about the file (cut short,
+    lines skipped, packets without droptrace metadata), each said once, also to `on_warning`."""
+
+    def __init__(self, path: str, on_warning: Optional[Callable[[str], None]] = None) -> None:
         self.path = path
         self.summary: Optional[Dict[str, Any]] = None
+        self.warnings: List[str] = []
+        self._on_warning = on_warning
         try:
             self._f: BinaryIO = open(path, "rb")
         except OSError as e:
             raise DroptraceError(f"cannot read {path}: {e.strerror}") from None
+        try:
+            head = self._f.read(4)
+        except OSError as e:
+            self._f.close()
+            raise DroptraceError(f"cannot read {path}: {e.strerror}") from None
+        if head == b"\x0a\x0d\x0d\x0a":
+            self.format = "pcapng"
+        elif head in pcapng.PCAP_MAGICS:
+            self.format = "pcap"
+        elif not head.strip() or head.lstrip()[:1] == b"{":
+            self.format = "jsonl"
+        else:
+            self._f.close()
+            raise DroptraceError(f"{path}: not a droptrace recording (neither pcapng nor JSON lines)")
+        self._src = _Rewound(head, self._f)
         self._events = self._read()
 
     def __iter__(self) -> Iterator[Event]:
@@ -102,42 +148,74 @@ class Recording:
     def __next__(self) -> Event:
         return next(self._events)
 
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
     def _read(self) -> Iterator[Event]:
-        with self._f as f:
-            head = f.read(4)
-            f.seek(0)
-            if head == b"\x0a\x0d\x0d\x0a":
-                reader = pcapng.Reader(f)
-                try:
-                    yield from reader
-                except (pcapng.PcapngError, ValueError) as e:
-                    raise DroptraceError(f"{self.path}: {e}") from None
-                self.summary = reader.summary
-                return
-            lines = f.read().splitlines()
-        for n, line in enumerate(lines, 1):
-            line = line.strip()
+        try:
+            with self._f:
+                if self.format == "jsonl":
+                    yield from self._jsonl()
+                else:
+                    yield from self._packets()
+        except OSError as e:
+            raise DroptraceError(f"reading {self.path}: {e.strerror}") from None
+
+    def _packets(self) -> Iterator[Event]:
+        reader = pcapng.Reader(self._src) if self.format == "pcapng" else pcapng.ClassicReader(self._src)
+        try:
+            yield from reader
+        except (pcapng.PcapngError, ValueError, struct.error) as e:
+            raise DroptraceError(f"{self.path}: {e}") from None
+        self.summary = reader.summary
+        if reader.foreign:
+            self.warn(f"{self.path}: {reader.foreign} packets were not written by droptrace: shown "
+                      "from their bytes, without reason, location or task")
+        if reader.truncated:
+            self.warn(f"{self.path}: the file ends inside a block (a killed run or a full disk?); "
+                      "read up to the last whole one")
+
+    def _jsonl(self) -> Iterator[Event]:
+        n = good = 0
+        skipped: List[int] = []
+        nxt = self._src.readline()
+        while nxt:
+            raw, nxt = nxt, self._src.readline()
+            n += 1
+            line = raw.strip()
             if not line:
                 continue
             try:
                 obj = json.loads(line)
             except ValueError:
-                if n == len(lines) and line.startswith(b"{"):
-                    return  # the torn last line of a killed recording
-                raise DroptraceError(f"{self.path}:{n}: not a droptrace recording "
-                                     "(neither pcapng nor JSON lines)") from None
+                obj = None
             if not isinstance(obj, dict):
-                raise DroptraceError(f"{self.path}:{n}: expected a JSON object per line")
+                if not nxt and line.startswith(b"{"):  # the last line, cut short
+                    self.warn(f"{self.path}: line {n} is cut short (a killed run or a full disk?); "
+                              "read up to the last whole line")
+                    break
+                if not good and not skipped:
+                    raise DroptraceError(f"{self.path}:{n}: not a droptrace recording "
+                                         "(neither pcapng nor JSON lines)")
+                skipped.append(n)
+                if len(skipped) == 1:
+                    self.warn(f"{self.path}: line {n}: invalid JSON, skipped")
+                continue
             if SUMMARY_KEY in obj:
                 self.summary = obj[SUMMARY_KEY] if isinstance(obj[SUMMARY_KEY], dict) else None
                 continue
+            good += 1
             yield Event.from_dict(obj, ts_ns=_ts_ns(obj.get("time")))
+        if len(skipped) > 1:
+            self.warn(f"{self.path}: {len(skipped)} lines in all were not valid JSON and were skipped")
 
 
-def read(path: str) -> Recording:
-    """The Events of a recording (pcapng or JSON lines, told apart by content); the file is
-    opened now, so a missing one is an error at the call."""
-    return Recording(path)
+def read(path: str, on_warning: Optional[Callable[[str], None]] = None) -> Recording:
+    """The Events of a recording (pcapng, JSON lines, or another tool's pcap/pcapng, told apart by
+    content); the file is opened now, so a missing one is an error at the call."""
+    return Recording(path, on_warning)
 
 
 def _ts_ns(text: Optional[str]) -> int:

@@ -50,6 +50,8 @@ def _pcap() -> ctypes.CDLL:
         _lib.pcap_geterr.argtypes = [ctypes.c_void_p]
         _lib.pcap_freecode.argtypes = [ctypes.POINTER(_Program)]
         _lib.pcap_close.argtypes = [ctypes.c_void_p]
+        _lib.bpf_filter.restype = ctypes.c_uint
+        _lib.bpf_filter.argtypes = [ctypes.POINTER(_Insn), ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
     return _lib
 
 
@@ -70,3 +72,21 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 65535) -> List[Insn]
     finally:
         lib.pcap_close(handle)
     return insns
+
+
+class OfflineProgram:
+    """An expression compiled for Ethernet frames or raw IP packets, run by libpcap's own
+    interpreter on stored bytes (recordings read back). An expression that needs a link layer
+    matches no raw-IP packet, as in tcpdump on a raw-IP link."""
+
+    def __init__(self, expr: str, ethernet: bool) -> None:
+        try:
+            insns = compile_filter(expr, DLT_EN10MB if ethernet else DLT_RAW)
+        except UsageError:
+            if ethernet:
+                raise
+            insns = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0: no match
+        self._insns = (_Insn * len(insns))(*[_Insn(*i) for i in insns])
+
+    def matches(self, packet: bytes, wire_len: int) -> bool:
+        return _pcap().bpf_filter(self._insns, packet, wire_len, len(packet)) != 0
