@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from .errors import DroptraceError
 
-SUBCOMMANDS = ("lab", "top", "record", "report", "doctor")
+SUBCOMMANDS = ("lab", "top", "record", "report", "doctor", "exporter")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

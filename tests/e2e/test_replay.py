@@ -10,6 +10,10 @@ from droptrace.lab import A4, B4, IFNAME, by_name
 
 from .conftest import Droptrace, run
 
+# Reading a recording back does not depend on the kernel: these run on the host only.
+pytestmark = pytest.mark.host_only
+
+
 MIX = ("udp4-closed-port", "udp6-closed-port", "tcp-closed-port", "unknown-proto", "udp-short")
 
 

@@ -87,6 +87,7 @@ def main(argv: list) -> int:
     u.add_argument("--src", default="")
     u.add_argument("--sport", type=int, default=0)
     u.add_argument("--count", type=int, default=1)
+    u.add_argument("--ports", type=int, default=1, help="to port, port+1, ... (this many ports)")
     u.add_argument("--size", type=int, default=16)
     u.add_argument("--mark", type=lambda x: int(x, 0), default=0)
     t = sub.add_parser("tcp", help="a TCP connect (a SYN)")
@@ -120,8 +121,9 @@ def main(argv: list) -> int:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, a.mark)
             if a.src or a.sport:
                 s.bind((a.src, a.sport))
-            for _ in range(a.count):
-                s.sendto(b"d" * a.size, (a.dst, a.port))
+            for port in range(a.port, a.port + a.ports):
+                for _ in range(a.count):
+                    s.sendto(b"d" * a.size, (a.dst, port))
     elif a.kind == "tcp":
         family = socket.AF_INET6 if ":" in a.dst else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as s:

@@ -1,0 +1,289 @@
+"""`droptrace exporter`: always-on drop counters for Prometheus, counted in the kernel.
+
+The BPF program counts drops in its hash map (the `top` aggregation); nothing
+crosses to user space per drop. On each scrape the map is read and every
+kernel key is turned into a label set, once: the assignment is sticky, so a
+series only ever grows. Past --max-series label sets, new ones are folded into
+a series whose labels other than `reason` read `other`, so `sum by (reason)`
+stays exact and the series count stays bounded.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import platform
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
+
+from .. import __version__
+from ..errors import UsageError
+from ..kernel.tracer import Tracer
+from ..packet.decode import ETHERTYPES, IPPROTOS
+from .common import Parser, add_trace_options, announce, arg, eprint, options, stop_requested
+
+LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
+DEFAULT_LABELS = ("reason", "netns", "ifname")
+DEFAULT_LISTEN = "127.0.0.1:9587"
+DEFAULT_MAX_SERIES = 2000
+EPHEMERAL_FROM = 32768  # Linux's default ip_local_port_range starts here
+FLOW_LABELS = ("l4", "dport")  # these need the flow parsed in the kernel
+ENRICHED = ("netns_name", "container", "pod_uid")
+OTHER = "other"
+
+
+def label_list(text: str) -> Tuple[str, ...]:
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    unknown = [n for n in names if n not in LABELS]
+    if unknown:
+        raise UsageError(f"--labels: unknown label {unknown[0]!r}; choose from {', '.join(LABELS)}")
+    if not names:
+        raise UsageError("--labels: no label given")
+    return names
+
+
+def listen_address(text: str) -> Tuple[str, int]:
+    """ADDR:PORT, [V6ADDR]:PORT or :PORT (all addresses, said explicitly)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UsageError(f"--listen {text!r}: expected ADDR:PORT, e.g. {DEFAULT_LISTEN}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        socket.getaddrinfo(host or "0.0.0.0", int(port), type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        raise UsageError(f"--listen {text!r}: {host!r} is not an IP address") from None
+    return host or "0.0.0.0", int(port)
+
+
+class Series:
+    """Kernel keys to label sets (sticky), and the cumulative count of each label set."""
+
+    def __init__(self, tracer: Tracer, labels: Sequence[str], max_series: int,
+                 ephemeral_from: int = EPHEMERAL_FROM, enricher: Any = None) -> None:
+        self.tracer = tracer
+        self.labels = tuple(labels)
+        self.max_series = max_series
+        self.ephemeral_from = ephemeral_from
+        self.enricher = enricher
+        flow = tracer.bpf.const
+        self.addrs_bit, self.ports_bit = flow["DT_FLOW_ADDRS"], flow["DT_FLOW_PORTS"]
+        self.assigned: Dict[tuple, tuple] = {}  # kernel key -> label values
+        self.seen: Dict[tuple, Tuple[int, int]] = {}  # kernel key -> (count, bytes) last read
+        self.totals: Dict[tuple, List[int]] = {}  # label values -> [count, bytes]
+        self.folded = 0  # label sets folded into `other`
+        self.lock = threading.Lock()
+
+    def _values(self, key: Dict[str, Any], ifname: str) -> tuple:
+        t = self.tracer
+        flow = key["has_flow"]
+        netns = key["netns"]
+        info = self.enricher.lookup(netns) if self.enricher is not None and netns else None
+        out = []
+        for name in self.labels:
+            if name == "reason":
+                v = t.reason_name(key["reason"]) if t.has_reason else ""
+            elif name == "netns":
+                v = str(netns) if netns else ""
+            elif name == "ifname":
+                v = ifname
+            elif name == "location":
+                v = t.symbolize(key["location"])
+            elif name == "l3":
+                v = ETHERTYPES.get(key["l3proto"], f"0x{key['l3proto']:04x}") if key["l3proto"] else ""
+            elif name == "l4":
+                v = str(IPPROTOS.get(key["l4proto"], key["l4proto"])) if flow & self.addrs_bit else ""
+            elif name == "dport":
+                port = key["dport"]
+                v = "" if not flow & self.ports_bit else ("ephemeral" if port >= self.ephemeral_from
+                                                          else str(port))
+            else:  # netns_name, container, pod_uid
+                v = (getattr(info, "name" if name == "netns_name" else name) or "") if info else ""
+            out.append(v)
+        return tuple(out)
+
+    def _label_set(self, kernel_key: tuple, key: Dict[str, Any], ifname: str) -> tuple:
+        values = self._values(key, ifname)
+        if values not in self.totals and len(self.totals) >= self.max_series:
+            self.folded += 1
+            values = tuple(v if n == "reason" else OTHER for n, v in zip(self.labels, values))
+        self.totals.setdefault(values, [0, 0])
+        return values
+
+    def update(self) -> None:
+        """Add what the kernel counted since the last read to each key's label set."""
+        with self.lock:
+            for key, count, nbytes, ifname in self.tracer.aggregates():
+                kid = tuple(key.values())
+                values = self.assigned.get(kid)
+                if values is None:
+                    values = self.assigned[kid] = self._label_set(kid, key, ifname)
+                last_c, last_b = self.seen.get(kid, (0, 0))
+                if count >= last_c and nbytes >= last_b:  # kernel counters only grow
+                    acc = self.totals[values]
+                    acc[0] += count - last_c
+                    acc[1] += nbytes - last_b
+                    self.seen[kid] = (count, nbytes)
+
+
+class Collector:
+    """The metrics of one scrape, built from the kernel's map (prometheus-client's custom collector)."""
+
+    def __init__(self, series: Series, tracer: Tracer) -> None:
+        self.series = series
+        self.tracer = tracer
+        self.last_scrape = 0.0
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        t0 = time.monotonic()
+        s = self.series
+        s.update()
+        drops = CounterMetricFamily("droptrace_drops", "Packets the kernel dropped, by the labels of "
+                                    "--labels (counted in the kernel).", labels=s.labels)
+        nbytes = CounterMetricFamily("droptrace_drop_bytes", "Bytes (skb->len) of the dropped packets.",
+                                     labels=s.labels)
+        with s.lock:
+            for values, (count, size) in sorted(s.totals.items()):
+                drops.add_metric(values, count)
+                nbytes.add_metric(values, size)
+            folded = s.folded
+        yield drops
+        yield nbytes
+        yield CounterMetricFamily("droptrace_uncounted_drops", "Drops the kernel map could not count "
+                                  "(full even for the flow-less key).",
+                                  value=self.tracer.stat("DT_STAT_AGG_LOST"))
+        yield CounterMetricFamily("droptrace_folded_series", f"Label sets folded into '{OTHER}' past "
+                                  "--max-series.", value=folded)
+        yield CounterMetricFamily("droptrace_kernel_folded_flows", "Drops whose flow the kernel folded "
+                                  "into a flow-less key (map full); still counted.",
+                                  value=self.tracer.stat("DT_STAT_AGG_FOLDED"))
+        info = GaugeMetricFamily("droptrace_info", "droptrace, the kernel and the hook in use.",
+                                 labels=("version", "kernel", "hook"))
+        info.add_metric((__version__, platform.release(), self.tracer.hook or ""), 1)
+        yield info
+        self.last_scrape = time.monotonic() - t0
+        yield GaugeMetricFamily("droptrace_scrape_duration_seconds", "Time to read the kernel's map "
+                                "and build this page.", value=self.last_scrape)
+
+
+def make_handler(registry: Any, healthy: Any) -> type:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path == "/healthz":
+                ok = healthy()
+                self._send(200 if ok else 503, "text/plain", b"ok\n" if ok else b"not attached\n")
+            elif path == "/":
+                page = (f"<html><head><title>droptrace exporter</title></head><body><h1>droptrace "
+                        f"exporter {html.escape(__version__)}</h1><p><a href=\"/metrics\">/metrics</a> "
+                        "&middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n")
+                self._send(200, "text/html; charset=utf-8", page.encode())
+            else:
+                self._send(404, "text/plain", b"not found: try /metrics\n")
+
+        def _send(self, code: int, ctype: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:  # scrapes are not news
+            pass
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], handler: type) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="droptrace exporter", description=(
+        "Serve Prometheus metrics of packet drops, counted in the kernel: droptrace_drops_total and "
+        "droptrace_drop_bytes_total by the labels of --labels, on /metrics (also /healthz and /). "
+        "Listens on localhost unless told otherwise."))
+    p.add_argument("--listen", type=arg(listen_address), default=listen_address(DEFAULT_LISTEN),
+                   metavar="ADDR:PORT", help=f"where to serve (default {DEFAULT_LISTEN}; e.g. 0.0.0.0:9587 "
+                   "or [::]:9587 to be scraped from elsewhere)")
+    p.add_argument("--labels", type=arg(label_list), default=DEFAULT_LABELS, metavar="LIST",
+                   help=f"labels of the drop counters (default {','.join(DEFAULT_LABELS)}; also "
+                   f"{', '.join(n for n in LABELS if n not in DEFAULT_LABELS)})")
+    p.add_argument("--max-series", type=arg(lambda t: _positive(t, "--max-series")),
+                   default=DEFAULT_MAX_SERIES, metavar="N",
+                   help=f"label sets at most; new ones past N are folded into '{OTHER}' (default "
+                   f"{DEFAULT_MAX_SERIES})")
+    p.add_argument("--ephemeral-from", type=arg(lambda t: _positive(t, "--ephemeral-from")),
+                   default=EPHEMERAL_FROM, metavar="PORT",
+                   help=f"dport label: ports from here up read 'ephemeral' (default {EPHEMERAL_FROM})")
+    add_trace_options(p)
+    return p
+
+
+def _positive(text: str, what: str) -> int:
+    from ..options import int_in
+
+    return int_in(text, what, 1, 1 << 31)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    opts = options(args)
+    opts.aggregate = True
+    opts.agg_flows = any(n in args.labels for n in FLOW_LABELS)
+    tracer = Tracer(opts)
+    enricher = None
+    if any(n in args.labels for n in ENRICHED):
+        from ..enrich import Enricher
+
+        enricher = Enricher()
+    with stop_requested() as stop:
+        try:
+            tracer.start()
+            series = Series(tracer, args.labels, args.max_series, args.ephemeral_from, enricher)
+            return serve(args, tracer, series, stop)
+        finally:
+            tracer.close()
+
+
+def serve(args: argparse.Namespace, tracer: Tracer, series: Series, stop: Any) -> int:
+    from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(Collector(series, tracer))
+    try:
+        server = _Server(args.listen, make_handler(registry, lambda: tracer.hook is not None))
+    except OSError as e:
+        from ..errors import DroptraceError
+
+        raise DroptraceError(f"--listen {args.listen[0]}:{args.listen[1]}: {e.strerror}") from None
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    announce(tracer, f"counting in the kernel; metrics on http://{shown}:{port}/metrics")
+    try:
+        while not stop:
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    eprint(f"droptrace exporter: stopped ({len(series.totals)} series)")
+    return 0
+
+
+__all__ = ["main", "Series", "Collector", "label_list", "listen_address"]

@@ -1,0 +1,184 @@
+"""`droptrace exporter` against a real Prometheus server and the real kernel (issue 10)."""
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from droptrace.lab import B4, IFNAME
+
+from .conftest import Droptrace, run
+from .test_cli import no_ports, wait_no_ports
+
+# On the host kernel only for now (issue 14 extends the VM matrix to new features).
+pytestmark = pytest.mark.host_only
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_for(cond, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def samples(page: str, name: str):
+    """{frozenset(labels): value} of one metric on a /metrics page."""
+    out = {}
+    for m in re.finditer(rf"^{name}\{{(.*?)\}} (\S+)$", page, re.M):
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        out[labels] = float(m.group(2))
+    return out
+
+
+@pytest.fixture
+def exporter(lab):
+    started = []
+
+    def start(*args):
+        port = free_port()
+        dt = Droptrace("exporter", "--listen", f"127.0.0.1:{port}", "--netns", lab.b, *args,
+                       json_events=False)
+        dt.wait_ready()
+        started.append(dt)
+        return dt, f"http://127.0.0.1:{port}"
+    yield start
+    for dt in started:
+        assert dt.stop() == 0, dt.stderr
+
+
+def promtool_check(page: bytes) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian's prometheus package) is needed"
+    r = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pages_and_self_metrics(exporter):
+    _, url = exporter()
+    page = get(url + "/metrics")
+    promtool_check(page)
+    text = page.decode()
+    assert re.search(r'^droptrace_info\{hook="tp_btf",kernel="[^"]+",version="[^"]+"\} 1\.0$', text, re.M)
+    for name in ("droptrace_uncounted_drops_total", "droptrace_folded_series_total",
+                 "droptrace_scrape_duration_seconds", "process_resident_memory_bytes"):
+        assert re.search(rf"^{name} ", text, re.M), name
+    assert get(url + "/healthz") == b"ok\n"
+    assert b'href="/metrics"' in get(url + "/")
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus (Debian's package) is needed"
+    procs = []
+
+    def start(target: str):
+        port = free_port()
+        cfg = tmp_path / "prometheus.yml"
+        cfg.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+                       f"  - job_name: droptrace\n    static_configs:\n      - targets: ['{target}']\n")
+        proc = subprocess.Popen([binary, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        api = f"http://127.0.0.1:{port}"
+
+        def ready():
+            try:
+                return get(api + "/-/ready", 2).startswith(b"Prometheus Server is Ready")
+            except OSError:
+                return False
+        wait_for(ready, 60, "prometheus to be ready")
+        return api
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(30)
+
+
+def query(api: str, promql: str):
+    data = json.loads(get(api + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})))
+    assert data["status"] == "success", data
+    return data["data"]["result"]
+
+
+def test_prometheus_sees_exactly_the_drops_provoked(lab, exporter, prometheus):
+    dt, url = exporter()
+    api = prometheus(url.replace("http://", ""))
+    # readiness: the target is up and has been scraped at least once
+    wait_for(lambda: query(api, 'up{job="droptrace"} == 1'), 60, "the exporter to be scraped")
+    sel = f'droptrace_drops_total{{reason="NO_SOCKET",netns="{lab.inode(lab.b)}",ifname="{IFNAME}"}}'
+
+    def current():
+        r = query(api, sel)
+        return float(r[0]["value"][1]) if r else 0.0
+    before = current()
+    n = 7
+    base = no_ports(lab)
+    lab.traffic(lab.a, "udp", B4, "9", "--count", str(n))
+    wait_no_ports(lab, base + n)
+    assert wait_for(lambda: current() - before == n or None, 30, f"{sel} to grow by {n}")
+    page = get(url + "/metrics").decode()
+    got = samples(page, "droptrace_drops_total")
+    key = frozenset({("reason", "NO_SOCKET"), ("netns", str(lab.inode(lab.b))), ("ifname", IFNAME)})
+    assert got[key] - before == n
+
+
+def test_series_are_capped_and_sums_stay_exact(lab, exporter):
+    """Distinct ports past --max-series fold into `other`; sum by reason is still exact."""
+    dt, url = exporter("--labels", "reason,netns,dport", "--max-series", "50", "--reason", "NO_SOCKET")
+    get(url + "/metrics")  # a first read: the map is empty, nothing assigned yet
+    base = no_ports(lab)
+    ports = 200
+    lab.traffic(lab.a, "udp", B4, "20000", "--ports", str(ports))
+    wait_no_ports(lab, base + ports)
+    page = get(url + "/metrics")
+    promtool_check(page)
+    got = samples(page.decode(), "droptrace_drops_total")
+    assert len(got) == 50 + 1, len(got)  # 50 label sets, and one `other` for the reason
+    other = frozenset({("reason", "NO_SOCKET"), ("netns", "other"), ("dport", "other")})
+    assert got[other] == ports - 50
+    assert all(v == 1 for k, v in got.items() if k != other)
+    assert sum(got.values()) == ports  # sum by (reason) is exact
+    folded = float(re.search(r"^droptrace_folded_series_total (\S+)$", page.decode(), re.M).group(1))
+    assert folded == ports - 50
+
+
+def test_ephemeral_ports_are_one_label(lab, exporter):
+    dt, url = exporter("--labels", "reason,dport")
+    base = no_ports(lab)
+    for port in ("40000", "50000", "9"):
+        lab.traffic(lab.a, "udp", B4, port)
+    wait_no_ports(lab, base + 3)
+    got = samples(get(url + "/metrics").decode(), "droptrace_drops_total")
+    assert got[frozenset({("reason", "NO_SOCKET"), ("dport", "ephemeral")})] == 2
+    assert got[frozenset({("reason", "NO_SOCKET"), ("dport", "9")})] == 1
+
+
+@pytest.mark.host_only
+@pytest.mark.parametrize("args,text", [(["--listen", "nowhere"], "expected ADDR:PORT"),
+                                       (["--listen", "example.com:80"], "not an IP address"),
+                                       (["--labels", "reason,colour"], "unknown label 'colour'"),
+                                       (["--max-series", "0"], "greater than zero")])
+def test_bad_exporter_arguments(args, text):
+    r = run("exporter", *args)
+    assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
