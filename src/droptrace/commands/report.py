@@ -106,7 +106,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
     add_filter_options(p)
-    args: argparse.Namespace = p.parse_args(list(argv))
+    args: argparse.Namespace = p.parse_intermixed_args(list(argv))  # FILE, flags, then EXPRESSION
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)
     summary = summarise(replay(rec, keep), args.top, rec)
