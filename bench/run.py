@@ -41,6 +41,8 @@ def configs(ns: str, tmp: str) -> Dict[str, Optional[dict]]:
         "untraced": None,
         "droptrace top": dict(cmd=[DROPTRACE, "top", "--json", "--netns", inode], ready="Tracing",
                               count="top"),
+        "droptrace exporter": dict(cmd=[DROPTRACE, "exporter", "--listen", "127.0.0.1:0", "--netns", inode],
+                                   ready="Tracing", count=None),
         "droptrace --json": dict(cmd=[DROPTRACE, "--json", "--netns", inode], ready="Tracing",
                                  count="summary"),
         "droptrace --json --stack": dict(cmd=[DROPTRACE, "--json", "--stack", "--netns", inode],

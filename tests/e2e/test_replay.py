@@ -195,6 +195,13 @@ def test_another_tools_capture_is_read_as_packets(recorded, tmp_path):
     assert r.stderr.count("not written by droptrace") == 1
     s = run("report", str(classic))
     assert s.returncode == 0 and f"{len(live)} drops" in s.stdout
+    ng = tmp_path / "plain.pcapng"  # Wireshark's own pcapng, made from the comment-less pcap
+    subprocess.run(["editcap", "-F", "pcapng", str(classic), str(ng)], check=True, capture_output=True)
+    r = run("-r", str(ng), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [(e["dport"], e["reason"]) for e in map(json.loads, r.stdout.splitlines())] == [
+        (e["dport"], None) for e in live]
+    assert r.stderr.count("not written by droptrace") == 1
 
 
 @pytest.mark.parametrize("content", [os.urandom(4096), b"hello\nworld\n", b"\x00" * 64])

@@ -47,7 +47,7 @@ def label_list(text: str) -> Tuple[str, ...]:
 def listen_address(text: str) -> Tuple[str, int]:
     """ADDR:PORT, [V6ADDR]:PORT or :PORT (all addresses, said explicitly)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:  # 0: any free port
         raise UsageError(f"--listen {text!r}: expected ADDR:PORT, e.g. {DEFAULT_LISTEN}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
