@@ -19,16 +19,26 @@ from __future__ import annotations
 import atexit
 import time
 import weakref
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple, Union
 
 __version__ = "0.2.0"
 __all__ = ["Event", "DroptraceError", "UsageError", "Trace", "trace", "read", "__version__"]
 
 from .errors import DroptraceError, UsageError
-from .event import Event
 
 if TYPE_CHECKING:
+    from .event import Event
     from .options import Options
+
+
+def __getattr__(name: str) -> Any:
+    """Event is imported on first use: `python -m droptrace.lab.traffic` (once per provoked drop
+    in the lab) should not pay for it."""
+    if name == "Event":
+        from .event import Event
+
+        return Event
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _open_traces: "weakref.WeakSet[Trace]" = weakref.WeakSet()
 
