@@ -9,14 +9,15 @@ import pytest
 from droptrace.lab import IFNAME, SCENARIOS
 from droptrace.options import HOOKS
 
-from .conftest import Droptrace
+from .conftest import SLOWDOWN, Droptrace
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_is_reported(lab, scenario, hook):
     ns = scenario.netns(lab)
-    with scenario.prepared(lab), Droptrace("--json", "--hook", hook, "--netns", ns, "-d", "60") as dt:
+    with scenario.prepared(lab), Droptrace("--json", "--hook", hook, "--netns", ns, "-d",
+                                                    str(int(60 * SLOWDOWN))) as dt:
         dt.wait_ready()
         scenario.provoke(lab)
         event = dt.find(scenario.matches)
