@@ -105,7 +105,8 @@ def trace(filter: Optional[str] = None, stack: bool = False, *,
           interface: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
           pid: Optional[int] = None, mark: Union[str, int, Tuple[int, int], None] = None,
           hook: Optional[str] = None, count: Optional[int] = None, duration: Optional[float] = None,
-          rate_limit: Optional[int] = None, ring_buffer_mb: int = 8, poll_ms: int = 100) -> Trace:
+          rate_limit: Optional[int] = None, ring_buffer_mb: Optional[int] = None,
+          poll_ms: int = 100) -> Trace:
     """Attach now and return a Trace that yields an Event per dropped packet.
 
     Needs root. `filter` is a tcpdump expression ("udp port 53"); it and the
@@ -119,7 +120,8 @@ def trace(filter: Optional[str] = None, stack: bool = False, *,
 
     opts = options.make(hook_name=hook, stack=stack, reasons=reasons, exclude_reasons=exclude_reasons,
                         netns_specs=netns, interfaces=interface, pid_value=pid, mark_value=mark,
-                        filter_expr=filter, ring_buffer_mb=ring_buffer_mb, rate=rate_limit)
+                        filter_expr=filter, rate=rate_limit,
+                        ring_buffer_mb=options.DEFAULT_RING_MB if ring_buffer_mb is None else ring_buffer_mb)
     return Trace(opts, poll_ms, options.count(count) if count is not None else None,
                  options.seconds(duration) if duration is not None else None)
 

@@ -59,6 +59,7 @@ class Converter:
         ev = c.struct("dt_event")
         self.header, idx = ev.struct(HEADER_FIELDS)
         self.idx = idx
+        self._i_cap, self._i_net = idx["cap_len"], idx["net_off"]  # read for every record
         self.data_at = ev.offset("data")
         plain, stacked = ("dt_event_big", "dt_event_big_stack") if big else ("dt_event", "dt_event_stack")
         self.record_size = c.struct(plain).size  # plus the stack with --stack
@@ -77,7 +78,6 @@ class Converter:
         self.with_stack = with_stack
         self.has_reason_flag = c.const["DT_F_HAS_REASON"]
         self.no_skb_flag = c.const["DT_F_NO_SKB"]
-        self.unset = c.const["DT_OFF_UNSET"]
         self._static: Dict[bytes, tuple] = {}
         self._comms: Dict[bytes, tuple] = {}
         self._stacks: Dict[bytes, tuple] = {}
@@ -106,12 +106,12 @@ class Converter:
         return head + raw[at:end]
 
     def _static_for(self, raw: bytes, h: tuple) -> tuple:
-        i = self.idx
-        cap_len, net_off = h[i["cap_len"]], h[i["net_off"]]
+        cap_len, net_off = h[self._i_cap], h[self._i_net]
         key = self._key(raw, net_off, cap_len)
         hit = self._static.get(key)
         if hit is not None:
             return hit
+        i = self.idx
         mac_off, protocol, dev_type = h[i["mac_off"]], h[i["protocol"]], h[i["dev_type"]]
         reason, flags = h[i["reason"]], h[i["flags"]]
         captured = raw[self.data_at:self.data_at + min(cap_len, self.snap_area)]

@@ -89,7 +89,8 @@ def options(args: argparse.Namespace) -> opt.Options:
     made = opt.make(hook_name=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
                     exclude_reasons=args.exclude_reason, netns_specs=args.netns,
                     interfaces=args.interface, pid_value=args.pid, mark_value=args.mark,
-                    filter_expr=args.expression, ring_buffer_mb=getattr(args, "ring_buffer", 8),
+                    filter_expr=args.expression,
+                    ring_buffer_mb=getattr(args, "ring_buffer", opt.DEFAULT_RING_MB),
                     rate=getattr(args, "rate_limit", None), snaplen=getattr(args, "snaplen", None),
                     payload=getattr(args, "payload", False), verbose=args.verbose)
     if not made.netns:  # names are per namespace: only this one can be checked
@@ -136,20 +137,27 @@ class StopRequest:
 
 
 @contextlib.contextmanager
+def _on_stop_signals(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """handler for SIGINT and SIGTERM, installed explicitly (a shell that starts us in the
+    background ignores SIGINT, and we must still stop on it), the old ones restored after."""
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+@contextlib.contextmanager
 def stop_requested() -> Iterator[StopRequest]:
-    """Handlers for SIGINT and SIGTERM that set a flag, installed explicitly: a shell that
-    starts us in the background ignores SIGINT, and we must still stop on it."""
+    """SIGINT and SIGTERM set a flag that loops check between batches."""
     stop = StopRequest()
 
     def handler(_sig: int, _frame: object) -> None:
         stop.requested = True
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _on_stop_signals(handler):
         yield stop
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
 
 
 @contextlib.contextmanager
@@ -158,12 +166,8 @@ def interrupt_on_signals() -> Iterator[None]:
     def handler(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _on_stop_signals(handler):
         yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
 
 
 def announce(tracer: Tracer, how: str) -> None:
