@@ -7,11 +7,12 @@ computed here from the layout.
 from __future__ import annotations
 
 import operator
-from typing import Callable, Dict, List, Optional, Tuple
+import socket
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .event import PER_PACKET_KEYS, SCHEMA_KEYS, Event, dumps, iso_parts
 from .kernel.contract import Contract, contract
-from .packet.decode import decode
+from .packet.decode import ETHERTYPES, IPPROTOS, decode
 
 # Frames of the tracing machinery itself, trimmed from the top of stacks.
 _TRACE_FRAMES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_event_raw_")
@@ -210,6 +211,25 @@ class Converter:
 
     def json_line(self, raw: bytes) -> bytes:
         return self.json_lines([raw])[0]
+
+
+def describe_aggregate(key: Dict[str, Any], ifname: str, reason_name: Callable[[int], str],
+                       symbolize: Callable[[int], str], addrs_bit: int, ports_bit: int) -> Dict[str, Any]:
+    """A key of the in-kernel counts (struct dt_agg_key, by name) as the event's fields: the
+    reason and location named, the flow only as far as its DT_FLOW_* bits say it was read."""
+    netns, ifindex, l3proto = key["netns"], key["ifindex"], key["l3proto"]
+    d: Dict[str, Any] = {"reason": reason_name(key["reason"]), "location": symbolize(key["location"]),
+                         "netns": netns or None, "ifname": ifname or None, "ifindex": ifindex or None}
+    l3 = ETHERTYPES.get(l3proto, f"0x{l3proto:04x}") if l3proto else None
+    d.update(l3=l3, l4=None, saddr=None, daddr=None, sport=None, dport=None)
+    flow = key["has_flow"]
+    if flow & addrs_bit and l3 in ("ipv4", "ipv6"):
+        fam, n = (socket.AF_INET, 4) if l3 == "ipv4" else (socket.AF_INET6, 16)
+        d.update(l4=IPPROTOS.get(key["l4proto"], key["l4proto"]),
+                 saddr=socket.inet_ntop(fam, key["saddr"][:n]), daddr=socket.inet_ntop(fam, key["daddr"][:n]))
+        if flow & ports_bit:
+            d.update(sport=key["sport"], dport=key["dport"])
+    return d
 
 
 def trim_stack(frames: List[str]) -> List[str]:

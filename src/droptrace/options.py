@@ -260,8 +260,10 @@ def make(*, hook_name: Optional[str] = None, stack: bool = False,
          pid_value: Union[Number, None] = None, mark_value: Union[str, int, Tuple[int, int], None] = None,
          filter_expr: Union[str, bytes, Sequence[str], None] = None, ring_buffer_mb: Number = DEFAULT_RING_MB,
          rate: Union[Number, None] = None, snaplen: Union[Number, None] = None, payload: bool = False,
-         verbose: bool = False) -> Options:
-    """Options from user values, each parsed and checked; the rules between them too."""
+         verbose: bool = False, live: bool = True) -> Options:
+    """Options from user values, each parsed and checked; the rules between them too. Offline
+    (live=False, a recording read back) a namespace inode need not exist any more, and the
+    kernel's list sizes do not apply."""
     if reasons and exclude_reasons:
         raise UsageError("--reason and --exclude-reason cannot be combined")
     opts = Options(hook=hook(hook_name), stack=bool(stack), verbose=bool(verbose), payload=bool(payload))
@@ -273,7 +275,7 @@ def make(*, hook_name: Optional[str] = None, stack: bool = False,
         specs = _values(netns_specs, (str, int), "netns")
         if not specs:
             raise UsageError("netns: no namespace given")
-        opts.netns = sorted({netns(s) for s in specs})
+        opts.netns = sorted({netns(s, must_exist=live) for s in specs})
     if interfaces is not None:
         ifs = _values(interfaces, (str, bytes), "interface")
         if not ifs:
@@ -292,7 +294,7 @@ def make(*, hook_name: Optional[str] = None, stack: bool = False,
             raise UsageError("--snaplen and --payload cannot be combined")
         opts.snaplen = snap_length(snaplen)
     for name, limit in (("--netns", len(opts.netns)), ("--interface", len(opts.interfaces))):
-        if limit > _list_max():
+        if live and limit > _list_max():
             raise UsageError(f"{name}: at most {_list_max()} values")
     return opts
 

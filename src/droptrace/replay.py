@@ -23,19 +23,11 @@ from typing import (
 )
 
 from . import options as opt
-from .errors import UsageError
 from .event import Event
+from .kernel.reasons import normalise
 
 if TYPE_CHECKING:
     from .formats.recording import Recording
-
-_PREFIX = "SKB_DROP_REASON_"
-
-
-def _reason_key(name: str) -> str:
-    key = name.strip().upper()
-    return key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-
 
 @dataclass
 class OfflineFilter:
@@ -58,30 +50,21 @@ class OfflineFilter:
              interface: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
              pid: Union[int, str, None] = None, mark: Union[str, int, Tuple[int, int], None] = None
              ) -> "OfflineFilter":
-        """Checked by the parsers of options.py, as the live flags are."""
-        if reasons and exclude_reasons:
-            raise UsageError("--reason and --exclude-reason cannot be combined")
-        f = cls()
-        if reasons is not None:
-            f.reasons = [_reason_key(n) for n in opt.names(reasons)]
-        if exclude_reasons is not None:
-            f.exclude_reasons = [_reason_key(n) for n in opt.names(exclude_reasons)]
-        if netns is not None:
-            specs = [netns] if isinstance(netns, (str, int)) else list(netns)
-            f.netns = sorted({opt.netns(s, must_exist=False) for s in specs})
-        if interface is not None:
-            names = [interface] if isinstance(interface, (str, bytes)) else list(interface)
-            f.interfaces = sorted({opt.interface(i).decode(errors="replace") for i in names})
-        if pid is not None:
-            f.pid = opt.pid(pid)
-        if mark is not None:
-            f.mark = opt.mark(mark)
-        f.expression = opt.expression(expression)
+        """Built and checked by options.make, as the live flags are (offline: a namespace inode
+        may be gone)."""
+        o = opt.make(reasons=reasons, exclude_reasons=exclude_reasons, netns_specs=netns,
+                     interfaces=interface, pid_value=pid, mark_value=mark, filter_expr=expression,
+                     live=False)
+        f = cls(reasons=[normalise(n) for n in o.reasons],
+                exclude_reasons=[normalise(n) for n in o.exclude_reasons], netns=o.netns,
+                interfaces=[i.decode(errors="replace") for i in o.interfaces], pid=o.pid, mark=o.mark,
+                expression=o.filter)
         if f.expression:
+            from .packet.filter import compile_filters
             from .packet.libpcap import OfflineProgram
 
-            f._programs = (OfflineProgram(f.expression, ethernet=True),
-                           OfflineProgram(f.expression, ethernet=False))
+            eth, raw = compile_filters(f.expression, None)
+            f._programs = (OfflineProgram(eth), OfflineProgram(raw))
         return f
 
     @property
@@ -89,9 +72,9 @@ class OfflineFilter:
         return self._programs is not None
 
     def __call__(self, e: Event) -> bool:
-        if self.reasons and (e.reason is None or _reason_key(e.reason) not in self.reasons):
+        if self.reasons and (e.reason is None or normalise(e.reason) not in self.reasons):
             return False
-        if self.exclude_reasons and e.reason is not None and _reason_key(e.reason) in self.exclude_reasons:
+        if self.exclude_reasons and e.reason is not None and normalise(e.reason) in self.exclude_reasons:
             return False
         if self.netns and e.netns not in self.netns:
             return False

@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from .. import __version__
+from ..convert import describe_aggregate
 from ..errors import UsageError
 from ..kernel.tracer import Tracer
-from ..packet.decode import ETHERTYPES, IPPROTOS
 from .common import Parser, add_trace_options, announce, arg, eprint, options, stop_requested
 
 LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
@@ -77,29 +77,20 @@ class Series:
 
     def _values(self, key: Dict[str, Any], ifname: str) -> tuple:
         t = self.tracer
-        flow = key["has_flow"]
-        netns = key["netns"]
+        d = describe_aggregate(key, ifname, t.reason_name, t.symbolize, self.addrs_bit, self.ports_bit)
+        netns = d["netns"]
         info = self.enricher.lookup(netns) if self.enricher is not None and netns else None
         out = []
         for name in self.labels:
             if name == "reason":
-                v = t.reason_name(key["reason"]) if t.has_reason else ""
-            elif name == "netns":
-                v = str(netns) if netns else ""
-            elif name == "ifname":
-                v = ifname
-            elif name == "location":
-                v = t.symbolize(key["location"])
-            elif name == "l3":
-                v = ETHERTYPES.get(key["l3proto"], f"0x{key['l3proto']:04x}") if key["l3proto"] else ""
-            elif name == "l4":
-                v = str(IPPROTOS.get(key["l4proto"], key["l4proto"])) if flow & self.addrs_bit else ""
+                v = d["reason"] if t.has_reason else ""
             elif name == "dport":
-                port = key["dport"]
-                v = "" if not flow & self.ports_bit else ("ephemeral" if port >= self.ephemeral_from
-                                                          else str(port))
-            else:  # netns_name, container, pod_uid
+                port = d["dport"]
+                v = "" if port is None else ("ephemeral" if port >= self.ephemeral_from else str(port))
+            elif name in ENRICHED:
                 v = (getattr(info, "name" if name == "netns_name" else name) or "") if info else ""
+            else:  # netns, ifname, location, l3, l4
+                v = "" if d[name] is None else str(d[name])
             out.append(v)
         return tuple(out)
 

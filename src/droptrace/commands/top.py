@@ -12,17 +12,16 @@ import argparse
 import contextlib
 import os
 import select
-import socket
 import sys
 import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..convert import describe_aggregate
 from ..event import dumps
 from ..formats.out import Output
 from ..formats.text import endpoint
 from ..kernel.tracer import Tracer
-from ..packet.decode import ETHERTYPES, IPPROTOS
 from .common import Parser, add_trace_options, announce, eprint, options, seconds, stop_requested
 
 GROUPS = {"reason": ("REASON",), "location": ("LOCATION",), "iface": ("IFACE", "NETNS"),
@@ -57,22 +56,8 @@ class Aggregator:
         self.total = 0
 
     def describe(self, key: Dict[str, Any], ifname: str) -> Dict[str, object]:
-        netns, ifindex, l3proto = key["netns"], key["ifindex"], key["l3proto"]
-        d: Dict[str, object] = {"reason": self.reason_name(key["reason"]),
-                                "location": self.symbolize(key["location"]),
-                                "netns": netns or None, "ifname": ifname or None,
-                                "ifindex": ifindex or None}
-        l3 = ETHERTYPES.get(l3proto, f"0x{l3proto:04x}") if l3proto else None
-        d.update(l3=l3, l4=None, saddr=None, daddr=None, sport=None, dport=None)
-        flow = key["has_flow"]
-        if flow & self.addrs_bit and l3 in ("ipv4", "ipv6"):
-            fam, n = (socket.AF_INET, 4) if l3 == "ipv4" else (socket.AF_INET6, 16)
-            d.update(l4=IPPROTOS.get(key["l4proto"], key["l4proto"]),
-                     saddr=socket.inet_ntop(fam, key["saddr"][:n]),
-                     daddr=socket.inet_ntop(fam, key["daddr"][:n]))
-            if flow & self.ports_bit:
-                d.update(sport=key["sport"], dport=key["dport"])
-        return d
+        return describe_aggregate(key, ifname, self.reason_name, self.symbolize, self.addrs_bit,
+                                  self.ports_bit)
 
     @staticmethod
     def group_key(group: str, d: Dict[str, object]) -> tuple:

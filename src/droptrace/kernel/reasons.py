@@ -32,6 +32,11 @@ BTF_DIR = "/sys/kernel/btf"
 _SYMBOLIC = re.compile(r'\{\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*,\s*"([^"]*)"\s*\}')
 
 
+def normalise(name: str) -> str:
+    """A reason name as users may give it (any case, prefix optional) as droptrace shows it."""
+    return _short(name.strip().upper())
+
+
 def _short(member: str) -> str:
     """SKB_DROP_REASON_NO_SOCKET -> NO_SOCKET; SKB_CONSUMED -> CONSUMED; SKB_CSUM stays."""
     if member.startswith(PREFIX):
@@ -66,7 +71,7 @@ class Reasons:
 
     def value(self, name: str) -> int:
         """The value of a reason given by name (any case, prefix optional)."""
-        key = _short(name.strip().upper())
+        key = normalise(name)
         for v, n in self.all_names().items():
             if n.upper() == key:
                 return v

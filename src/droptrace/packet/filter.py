@@ -7,7 +7,7 @@ header is set). The programs go into the object's filter_insns map.
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ..errors import DroptraceError, UsageError
 from .libpcap import DLT_EN10MB, DLT_RAW, Insn, compile_filter
@@ -18,13 +18,14 @@ _LOADS = (0x20, 0x28, 0x30)  # BPF_LD|BPF_ABS with W, H, B
 _DIRECTION = re.compile(r"\b(inbound|outbound)\b")
 
 
-def compile_filters(expr: str, max_insns: int) -> Tuple[List[Insn], List[Insn]]:
+def compile_filters(expr: str, max_insns: Optional[int]) -> Tuple[List[Insn], List[Insn]]:
     """The expression for Ethernet captures and for captures starting at the IP header.
 
     An expression that only makes sense with a link layer ("ether host ...",
     "arp") matches nothing where there is none, as in tcpdump on a raw-IP link.
     Expressions that need what only a live socket filter knows (direction,
-    ifindex) are refused: a dropped packet has none of it.
+    ifindex) are refused: a dropped packet has none of it. max_insns is the kernel
+    interpreter's limit (None offline, where libpcap runs the program itself).
     """
     word = _DIRECTION.search(expr)
     if word:
@@ -32,18 +33,14 @@ def compile_filters(expr: str, max_insns: int) -> Tuple[List[Insn], List[Insn]]:
                          "which a dropped packet does not have; use --netns and -i to choose where")
     eth = _checked(expr, compile_filter(expr, DLT_EN10MB), max_insns)
     try:
-        raw = _checked(expr, compile_filter(expr, DLT_RAW), max_insns)
-    except UsageError as e:
-        if "instructions" in str(e) or "Linux" in str(e):
-            raise
+        raw = compile_filter(expr, DLT_RAW)
+    except DroptraceError:  # needs a link layer: matches no raw-IP packet
         raw = _REJECT_ALL
-    except DroptraceError:
-        raw = _REJECT_ALL
-    return eth, raw
+    return eth, _checked(expr, raw, max_insns)
 
 
-def _checked(expr: str, prog: List[Insn], max_insns: int) -> List[Insn]:
-    if len(prog) > max_insns:
+def _checked(expr: str, prog: List[Insn], max_insns: Optional[int]) -> List[Insn]:
+    if max_insns is not None and len(prog) > max_insns:
         raise UsageError(f"filter expression {expr!r} compiles to {len(prog)} instructions; "
                          f"droptrace runs at most {max_insns} in the kernel")
     if any(code in _LOADS and k >= _ANCILLARY for code, _jt, _jf, k in prog):

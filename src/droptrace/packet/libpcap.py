@@ -75,17 +75,10 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 65535) -> List[Insn]
 
 
 class OfflineProgram:
-    """An expression compiled for Ethernet frames or raw IP packets, run by libpcap's own
-    interpreter on stored bytes (recordings read back). An expression that needs a link layer
-    matches no raw-IP packet, as in tcpdump on a raw-IP link."""
+    """A compiled program (packet/filter.py's), run by libpcap's own interpreter on stored
+    bytes: recordings read back."""
 
-    def __init__(self, expr: str, ethernet: bool) -> None:
-        try:
-            insns = compile_filter(expr, DLT_EN10MB if ethernet else DLT_RAW)
-        except UsageError:
-            if ethernet:
-                raise
-            insns = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0: no match
+    def __init__(self, insns: List[Insn]) -> None:
         self._insns = (_Insn * len(insns))(*[_Insn(*i) for i in insns])
 
     def matches(self, packet: bytes, wire_len: int) -> bool:
