@@ -38,6 +38,8 @@ Subcommands:
   droptrace top      a live view of drops counted in the kernel
   droptrace record   record drops to pcapng or JSON lines (-w FILE)
   droptrace report   summarise a recording
+  droptrace -r FILE  read a recording back, through the same filters
+  droptrace exporter drop counters for Prometheus (/metrics)
 """
 
 
