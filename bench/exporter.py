@@ -147,7 +147,8 @@ def main() -> int:
         end = rounds[-1]
         churn = dict(minutes=args.minutes, rounds=len(rounds) - 1, ports_sent=sent, series_end=end["series"],
                      folded_end=end["folded"], scrape_ms_end=end["scrape_ms"], portless_end=portless(page),
-                     kernel_folded=value(page, "droptrace_kernel_folded_flows_total"), samples=rounds,
+                     kernel_folded=value(page, "droptrace_kernel_folded_flows_total"),
+                     forgotten=value(page, "droptrace_forgotten_keys_total"), samples=rounds,
                      **{k: r[k] for k in ("rss_warm_mb", "warm_at_s", "rss_end_mb", "growth_mb", "max_rss_mb",
                                           "exit", "stderr_tail")})
     except KeyboardInterrupt:
@@ -179,6 +180,7 @@ def main() -> int:
             ("churn: series at end", f"{c['series_end']} (--max-series {n + 100})"),
             ("churn: droptrace_folded_series_total", fmt(c["folded_end"], ".0f")),
             ("churn: droptrace_kernel_folded_flows_total", fmt(c["kernel_folded"], ".0f")),
+            ("churn: droptrace_forgotten_keys_total (idle kernel keys deleted)", fmt(c["forgotten"], ".0f")),
             ("churn: scrape wall time at end", f"{c['scrape_ms_end']} ms"),
             ("exporter exit status after SIGINT", str(c["exit"]))):
         print(f"| {k} | {val} |")

@@ -1,7 +1,8 @@
 """Compile droptrace's BPF C into its objects.
 
-droptrace.bpf.o is the CO-RE tracer; droptrace_nobtf.bpf.o is the fallback
-for kernels without BTF. Used by setup.py at package build time, so the
+droptrace.bpf.o is the CO-RE tracer; droptrace_noloop.bpf.o the same without
+bpf_loop (kernels before 5.17); droptrace_nobtf.bpf.o is the fallback for kernels
+without BTF. Used by setup.py at package build time, so the
 compiler command lives in one place. Usage: python bpf/build.py OUTDIR
 Set CLANG to choose the compiler; otherwise clang-19, then clang, is used.
 """
@@ -13,7 +14,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("droptrace.bpf.c", "droptrace_nobtf.bpf.c")
+# (source, object, extra flags): droptrace_noloop.bpf.o is the CO-RE tracer without bpf_loop, for
+# kernels before 5.17 (the tcpdump expression then runs in user space).
+OBJECTS = (("droptrace.bpf.c", "droptrace.bpf.o", []),
+           ("droptrace.bpf.c", "droptrace_noloop.bpf.o", ["-DDT_NO_BPF_LOOP"]),
+           ("droptrace_nobtf.bpf.c", "droptrace_nobtf.bpf.o", []),
+           ("trail.bpf.c", "trail.bpf.o", []),
+           ("trail.bpf.c", "trail_noloop.bpf.o", ["-DDT_NO_BPF_LOOP"]))
 ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "powerpc",
         "s390x": "s390", "riscv64": "riscv"}
 
@@ -29,9 +36,9 @@ def build(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     arch = ARCH.get(platform.machine(), "x86")
     clang = find_clang()
-    for source in SOURCES:
-        out = out_dir / source.replace(".c", ".o")
-        cmd = [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+    for source, obj, flags in OBJECTS:
+        out = out_dir / obj
+        cmd = [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", *flags,
                "-Wall", "-Werror", "-I", str(HERE), "-c", str(HERE / source), "-o", str(out)]
         subprocess.run(cmd, check=True)
 

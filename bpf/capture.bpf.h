@@ -81,4 +81,36 @@ static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb
 		bpf_probe_read_kernel(e->data, cap, head + start);
 }
 
+/* Everything of an event but the packet bytes and the stack: when, where, why, which task,
+ * device and namespace. */
+static __always_inline void fill_event(struct dt_event *e, struct sk_buff *skb, struct net_device *dev,
+				       __u64 location, __u32 reason, bool has_reason, __u32 netns,
+				       __u32 ifindex, __u32 mark, __u64 pid_tgid)
+{
+	e->ts_ns = bpf_ktime_get_ns();
+	e->location = location;
+	e->reason = reason;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->len = BPF_CORE_READ(skb, len);
+	e->mark = mark;
+	e->ifindex = ifindex;
+	e->netns = netns;
+	e->protocol = dt_ntohs(BPF_CORE_READ(skb, protocol));
+	e->flags = has_reason ? DT_F_HAS_REASON : 0;
+	e->stack_len = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* Ring buffer memory is not zeroed: fill every byte user space may key on. */
+	e->_pad = 0;
+	e->_reserved = 0;
+	if (dev) {
+		e->dev_type = BPF_CORE_READ(dev, type);
+		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
+	} else {
+		e->dev_type = 0xffff;
+		__builtin_memset(e->ifname, 0, sizeof(e->ifname));
+	}
+}
+
 #endif

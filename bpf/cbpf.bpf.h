@@ -7,6 +7,16 @@
 #ifndef DROPTRACE_CBPF_BPF_H
 #define DROPTRACE_CBPF_BPF_H
 
+#ifdef DT_NO_BPF_LOOP
+/* droptrace_noloop.bpf.o, for kernels before 5.17: no bpf_loop, and their verifiers reject
+ * an object that calls it even on a path never taken. User space runs the expression on the
+ * copied headers instead (cfg.filter_on stays 0 with this object). */
+static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev)
+{
+	return true;
+}
+#else
+
 /* Classic BPF opcodes (linux/filter.h, linux/bpf_common.h), named here. */
 #define CBPF_CLASS(code) ((code) & 0x07)
 #define CBPF_LD 0x00
@@ -233,5 +243,7 @@ static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_devic
 	bpf_loop(n > DT_FILTER_MAX ? DT_FILTER_MAX : n, vm_step, NULL, 0);
 	return vm->stop && vm->ret;
 }
+
+#endif /* DT_NO_BPF_LOOP */
 
 #endif

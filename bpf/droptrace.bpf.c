@@ -78,30 +78,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 	}
 
-	e->ts_ns = bpf_ktime_get_ns();
-	e->location = location;
-	e->reason = reason;
-	e->pid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
-	e->cpu = bpf_get_smp_processor_id();
-	e->len = BPF_CORE_READ(skb, len);
-	e->mark = mark;
-	e->ifindex = ifindex;
-	e->netns = netns;
-	e->protocol = dt_ntohs(BPF_CORE_READ(skb, protocol));
-	e->flags = has_reason ? DT_F_HAS_REASON : 0;
-	e->stack_len = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	/* Ring buffer memory is not zeroed: fill every byte user space may key on. */
-	e->_pad = 0;
-	e->_reserved = 0;
-	if (dev) {
-		e->dev_type = BPF_CORE_READ(dev, type);
-		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
-	} else {
-		e->dev_type = 0xffff;
-		__builtin_memset(e->ifname, 0, sizeof(e->ifname));
-	}
+	fill_event(e, skb, dev, location, reason, has_reason, netns, ifindex, mark, pid_tgid);
 	if (big)
 		copy_headers(e, skb, DT_SNAP_BIG);
 	else

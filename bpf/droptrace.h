@@ -19,6 +19,36 @@ enum dt_limit {
 	DT_FILTER_MAX = 256, /* classic BPF instructions of one filter program */
 	DT_OFF_UNSET = 0xffff, /* skb header offset not set (the kernel's ~0 in a u16) */
 	DT_LIST_MAX = 64,    /* entries of each --netns / --interface list */
+	DT_TRAIL_HOPS = 16,  /* trail: the most recent hops kept per packet (a power of two) */
+};
+
+/* `droptrace trail`: the tracepoints a packet is followed through. The tracepoint of
+ * DT_HOOK_NETIF_RX is net:netif_rx, and so on: user space derives each name (and its
+ * program, dt_trail_<name>) from the member's name. */
+enum dt_hook {
+	DT_HOOK_NETIF_RECEIVE_SKB = 0,
+	DT_HOOK_NETIF_RX = 1,
+	DT_HOOK_NAPI_GRO_RECEIVE_ENTRY = 2,
+	DT_HOOK_NET_DEV_QUEUE = 3,
+	DT_HOOK_NET_DEV_START_XMIT = 4,
+	DT_HOOK_NET_DEV_XMIT = 5,
+	DT_HOOK_QDISC_ENQUEUE = 6,
+	DT_HOOK_QDISC_DEQUEUE = 7,
+	DT_HOOK_SKB_COPY_DATAGRAM_IOVEC = 8,
+	DT_HOOK_TCP_RETRANSMIT_SKB = 9,
+	DT_HOOK_TCP_SEND_RESET = 10,
+	DT_HOOK_SOCK_RCVQUEUE_FULL = 11,
+	DT_HOOK_UDP_FAIL_QUEUE_RCV_SKB = 12,
+	DT_HOOK_ICMP_SEND = 13,
+	DT_HOOK_CONSUME_SKB = 14,  /* ends a trail: consumed */
+	DT_HOOK_KFREE_SKB = 15,    /* ends a trail: dropped */
+	DT_HOOK_NUM = 16,
+};
+
+/* How a trail ended */
+enum dt_verdict {
+	DT_VERDICT_DROPPED = 1,
+	DT_VERDICT_CONSUMED = 2,
 };
 
 enum dt_event_flag {
@@ -113,6 +143,33 @@ struct dt_agg_val {
 	char ifname[16];
 };
 
+/* trail: one step of a packet through the stack */
+struct dt_hop {
+	__u64 ts_ns;
+	__u32 ifindex;
+	__u32 netns;
+	__u32 len;        /* skb->len at this hop */
+	__u16 hook;       /* enum dt_hook */
+	__u16 cpu;
+	char ifname[16];
+};
+
+/* trail: a tracked packet, by skb address (the map value) */
+struct dt_trail {
+	__u64 last_ns;    /* the latest hop: a trail idle for cfg.trail_gap_ns is a reused address */
+	__u32 nhops;      /* hops seen; the last DT_TRAIL_HOPS are in hops[nhops % DT_TRAIL_HOPS] */
+	__u32 _pad;
+	struct dt_hop hops[DT_TRAIL_HOPS];
+};
+
+/* trail: what the ring buffer carries when a trail ends */
+struct dt_trail_event {
+	struct dt_event ev;  /* the packet at its end: decoded as a drop event is */
+	struct dt_trail trail;
+	enum dt_verdict verdict;
+	__u32 _pad;
+};
+
 /* Set by user space in .rodata before load, field by field (by name, from
  * BTF); the verifier sees constants. */
 struct dt_config {
@@ -140,6 +197,11 @@ struct dt_config {
 	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
 	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
 	__u32 rate_limit;       /* events per second at most, 0: no limit */
+	/* trail */
+	__u32 trail_all;        /* emit every trail when it ends, not only dropped ones */
+	__u64 trail_gap_ns;     /* a trail idle this long belongs to an earlier packet */
+	__u8 trail_skb_arg[DT_HOOK_NUM]; /* which tracepoint argument is the skb (this kernel's BTF) */
+	__u8 trail_dev_arg[DT_HOOK_NUM]; /* ... is the device (net_dev_xmit's, not skb->dev), or 0xff */
 };
 
 /* Never read by the programs: a global of this type carries into the object's
@@ -151,10 +213,13 @@ struct dt_contract {
 	enum dt_stat stat;
 	enum dt_reason_mode reason_mode;
 	enum dt_flow flow;
+	enum dt_hook hook;
+	enum dt_verdict verdict;
 	union {
 		struct dt_event_stack event_stack;
 		struct dt_event_big event_big;
 		struct dt_event_big_stack event_big_stack;
+		struct dt_trail_event trail_event;
 	} variants;
 };
 

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from .errors import DroptraceError
 
-SUBCOMMANDS = ("lab", "top", "record", "report", "doctor", "exporter")
+SUBCOMMANDS = ("lab", "top", "record", "report", "doctor", "exporter", "explain", "diagnose", "trail")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -21,6 +21,23 @@ DROPTRACE = str(Path(sys.executable).parent / "droptrace")
 SLOWDOWN = float(os.environ.get("DROPTRACE_TEST_SLOWDOWN", "1"))
 
 
+def _kernel_enums():
+    from droptrace.kernel import btf
+
+    try:
+        wanted = ("skb_drop_reason", "bpf_func_id")
+        return btf.read("/sys/kernel/btf/vmlinux", enums=lambda n: n in wanted).enums
+    except OSError:
+        return {}
+
+
+# What the running kernel has, read from its BTF as droptrace reads it: the suite runs on
+# kernels with and without drop reasons (5.17) and bpf_loop (5.17).
+_ENUMS = _kernel_enums()
+HAS_REASONS = "skb_drop_reason" in _ENUMS
+HAS_BPF_LOOP = "BPF_FUNC_loop" in _ENUMS.get("bpf_func_id", {})
+
+
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
     for item in items:

@@ -15,9 +15,6 @@ from droptrace.lab import B4, IFNAME
 from .conftest import Droptrace, run
 from .test_cli import no_ports, wait_no_ports
 
-# On the host kernel only for now (issue 14 extends the VM matrix to new features).
-pytestmark = pytest.mark.host_only
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -121,6 +118,7 @@ def query(api: str, promql: str):
     return data["data"]["result"]
 
 
+@pytest.mark.matrix
 def test_prometheus_sees_exactly_the_drops_provoked(lab, exporter, prometheus):
     dt, url = exporter()
     api = prometheus(url.replace("http://", ""))
@@ -143,6 +141,7 @@ def test_prometheus_sees_exactly_the_drops_provoked(lab, exporter, prometheus):
     assert got[key] - before == n
 
 
+@pytest.mark.matrix
 def test_series_are_capped_and_sums_stay_exact(lab, exporter):
     """Distinct ports past --max-series fold into `other`; sum by reason is still exact."""
     dt, url = exporter("--labels", "reason,netns,dport", "--max-series", "50", "--reason", "NO_SOCKET")
@@ -161,6 +160,33 @@ def test_series_are_capped_and_sums_stay_exact(lab, exporter):
     assert sum(got.values()) == ports  # sum by (reason) is exact
     folded = float(re.search(r"^droptrace_folded_series_total (\S+)$", page.decode(), re.M).group(1))
     assert folded == ports - 50
+
+
+def test_idle_kernel_keys_are_forgotten_and_counters_keep_growing(lab, exporter):
+    """--forget-after deletes idle keys from the kernel map; the series keeps its count, and drops
+    after that add to it (a new kernel key, the same label set)."""
+    dt, url = exporter("--labels", "reason,dport", "--forget-after", "1", "--reason", "NO_SOCKET")
+    key = frozenset({("reason", "NO_SOCKET"), ("dport", "9")})
+
+    def scrape():
+        page = get(url + "/metrics").decode()
+        forgotten = float(re.search(r"^droptrace_forgotten_keys_total (\S+)$", page, re.M).group(1))
+        return samples(page, "droptrace_drops_total").get(key, 0.0), forgotten
+
+    total = 0
+    for n in (3, 4):
+        base = no_ports(lab)
+        lab.traffic(lab.a, "udp", B4, "9", "--count", str(n))
+        wait_no_ports(lab, base + n)
+        total += n
+        count, forgotten_before = scrape()
+        assert count == total
+        # idle for a second: a later read deletes the key from the map, and the count stays
+        deadline = time.monotonic() + 30
+        while (now := scrape())[1] <= forgotten_before:
+            assert time.monotonic() < deadline, "the idle key was never forgotten"
+            time.sleep(0.2)
+        assert now[0] == total
 
 
 def test_ephemeral_ports_are_one_label(lab, exporter):

@@ -6,9 +6,13 @@ second kernel booted under qemu; these tests hold on both.
 import os
 import re
 
-from droptrace.lab import by_name
+import pytest
 
-from .conftest import Droptrace, run
+from droptrace.lab import B4, by_name
+
+from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace, run
+
+pytestmark = pytest.mark.matrix
 
 
 def test_doctor_reports_every_hook():
@@ -16,9 +20,32 @@ def test_doctor_reports_every_hook():
     assert r.returncode == 0, r.stdout + r.stderr
     for hook in ("tp_btf", "raw_tp", "tracepoint"):
         assert re.search(rf"hook {hook}\s+ok\s+loads and attaches", r.stdout), r.stdout
-    assert re.search(r"drop reasons\s+ok\s+named from btf", r.stdout)
-    assert "droptrace will use the tp_btf hook" in r.stdout
+    if HAS_REASONS:
+        assert re.search(r"drop reasons\s+ok\s+named from btf", r.stdout)
+        assert "droptrace will use the tp_btf hook: drop reasons," in r.stdout
+    else:
+        assert "no enum skb_drop_reason: kernel < 5.17, locations only" in r.stdout
+        assert "droptrace will use the tp_btf hook: locations only (no drop reasons)" in r.stdout
+    where = "evaluated in the kernel (bpf_loop)" if HAS_BPF_LOOP else "evaluated in user space"
+    assert re.search(rf"filter expressions\s+ok\s+{re.escape(where)}", r.stdout), r.stdout
     assert run("--check").stdout == r.stdout
+
+
+def test_filter_expression_on_this_kernel(lab):
+    """In the kernel with bpf_loop (5.17+), in user space before: the same drops either way."""
+    with Droptrace("--json", "--netns", lab.b, "-d", str(int(60 * SLOWDOWN)), "udp dst port 10") as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", B4, "9")
+        lab.traffic(lab.a, "udp", B4, "10")
+        e = dt.find(lambda e: e["dport"] == 10)
+        assert dt.stop() == 0
+    assert e is not None and not [x for x in dt.seen if x["dport"] != 10], dt.seen
+    assert any("runs in user space" in ln for ln in dt.stderr) != HAS_BPF_LOOP, dt.stderr
+    r = run("top", "-d", "1", "udp")
+    if HAS_BPF_LOOP:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 1 and "no bpf_loop" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_probing_picks_the_first_rung(lab):

@@ -260,3 +260,16 @@ def test_summary_merges_and_empty():
     empty = Aggregator(reason_name, symbolize, FLOW_BITS)
     out = summary(empty, FakeTracer(), "flow", 0.0)
     assert out["total"] == 0 and out["rows"] == [] and out["duration"] == 0.0
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_explain_legend_names_each_reason_shown_once(group):
+    from droptrace.explain import summary
+
+    agg = aggregator()
+    console = Console(width=200, height=60, record=True, file=io.StringIO(), color_system=None)
+    console.print(render(agg, group, 0, 10, True, 200, 60, explain=True))
+    text = console.export_text()
+    for name in ("NO_SOCKET", "TCP_CSUM"):
+        assert text.count(f"{name}: {summary(name)}") == 1
+    assert "[e]xplain" in text

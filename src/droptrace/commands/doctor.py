@@ -15,7 +15,7 @@ from ..formats.out import Output
 from ..kernel import btf as btfmod
 from ..kernel import libbpf, reasons, tracefs
 from ..kernel.privileges import check_privileges
-from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer
+from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer, has_bpf_loop
 from ..options import HOOKS, Options
 from .common import Parser
 
@@ -57,6 +57,15 @@ def checks() -> Tuple[List[Check], List[str]]:
         return f"named from {r.source} ({len(r.all_names())} reasons; NO_SOCKET = {no_socket})"
     add("drop reasons", reason_source)
 
+    def expressions() -> str:
+        if not os.path.exists(BTF_PATH):
+            raise DroptraceError("not available: they need kernel BTF to read the packet")
+        if has_bpf_loop(btfmod.read(BTF_PATH, enums=lambda n: n == "bpf_func_id")):
+            return "evaluated in the kernel (bpf_loop); also with top and the exporter"
+        return ("evaluated in user space: no bpf_loop before 5.17, so every drop the other filters "
+                "pass crosses the ring buffer; not with top or the exporter (they count in the kernel)")
+    add("filter expressions", expressions)
+
     working: List[str] = []
     for hook in HOOKS:
         if not root:
@@ -86,7 +95,9 @@ def main(argv: Sequence[str] = ()) -> int:
     btf = os.path.exists(BTF_PATH)
     features = ["drop reasons" if any(n == "drop reasons" and ok for n, ok, _ in results)
                 else "locations only (no drop reasons)"]
-    features += ["packet decode", "interface and namespace", "all filters"] if btf else \
+    exprs = next((d for n, ok, d in results if n == "filter expressions" and ok), "")
+    where = " (expressions in user space)" if "user space" in exprs else ""
+    features += ["packet decode", "interface and namespace", "all filters" + where] if btf else \
         ["reason/pid filters only"]
     features.append("kernel stacks")
     out = Output.stdout()

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..convert import describe_aggregate
@@ -29,6 +29,8 @@ DEFAULT_LABELS = ("reason", "netns", "ifname")
 DEFAULT_LISTEN = "127.0.0.1:9587"
 DEFAULT_MAX_SERIES = 2000
 EPHEMERAL_FROM = 32768  # Linux's default ip_local_port_range starts here
+FORGET_AFTER = 300.0  # seconds a kernel key may stay idle before it is deleted from the map
+UPDATE_EVERY = 30.0  # read the map at least this often, scraped or not, so idle keys are forgotten
 FLOW_LABELS = ("l4", "dport")  # these need the flow parsed in the kernel
 ENRICHED = ("netns_name", "container", "pod_uid")
 OTHER = "other"
@@ -58,21 +60,30 @@ def listen_address(text: str) -> Tuple[str, int]:
 
 
 class Series:
-    """Kernel keys to label sets (sticky), and the cumulative count of each label set."""
+    """Kernel keys to label sets (sticky), and the cumulative count of each label set.
+
+    Kernel keys idle for `forget_after` seconds are deleted from the map, their last counts folded into
+    their label set first: under port or namespace churn the map and this object hold only the keys
+    that are live, and the counters (per label set) never go backwards."""
 
     def __init__(self, tracer: Tracer, labels: Sequence[str], max_series: int,
-                 ephemeral_from: int = EPHEMERAL_FROM, enricher: Any = None) -> None:
+                 ephemeral_from: int = EPHEMERAL_FROM, enricher: Any = None,
+                 forget_after: float = FORGET_AFTER) -> None:
         self.tracer = tracer
         self.labels = tuple(labels)
         self.max_series = max_series
         self.ephemeral_from = ephemeral_from
         self.enricher = enricher
+        self.forget_after = forget_after
         flow = tracer.bpf.const
         self.addrs_bit, self.ports_bit = flow["DT_FLOW_ADDRS"], flow["DT_FLOW_PORTS"]
-        self.assigned: Dict[tuple, tuple] = {}  # kernel key -> label values
-        self.seen: Dict[tuple, Tuple[int, int]] = {}  # kernel key -> (count, bytes) last read
+        self.key_layout = tracer.bpf.struct("dt_agg_key")
+        # raw kernel key -> [label values, count, bytes, when the count last moved]
+        self.keys: Dict[bytes, list] = {}
         self.totals: Dict[tuple, List[int]] = {}  # label values -> [count, bytes]
         self.folded = 0  # label sets folded into `other`
+        self.forgotten = 0  # kernel keys deleted once idle
+        self.last_update = time.monotonic()
         self.lock = threading.Lock()
 
     def _values(self, key: Dict[str, Any], ifname: str) -> tuple:
@@ -94,28 +105,46 @@ class Series:
             out.append(v)
         return tuple(out)
 
-    def _label_set(self, kernel_key: tuple, key: Dict[str, Any], ifname: str) -> tuple:
-        values = self._values(key, ifname)
+    def _label_set(self, raw_key: bytes, ifname: str) -> tuple:
+        values = self._values(self.key_layout.unpack(raw_key), ifname)
         if values not in self.totals and len(self.totals) >= self.max_series:
             self.folded += 1
             values = tuple(v if n == "reason" else OTHER for n, v in zip(self.labels, values))
         self.totals.setdefault(values, [0, 0])
         return values
 
-    def update(self) -> None:
-        """Add what the kernel counted since the last read to each key's label set."""
+    def _add(self, state: list, count: int, nbytes: int) -> None:
+        if count >= state[1] and nbytes >= state[2]:  # kernel counters only grow
+            acc = self.totals[state[0]]
+            acc[0] += count - state[1]
+            acc[1] += nbytes - state[2]
+            state[1], state[2] = count, nbytes
+
+    def update(self, now: Optional[float] = None) -> None:
+        """Add what the kernel counted since the last read to each key's label set; forget idle keys."""
+        now = time.monotonic() if now is None else now
+        t = self.tracer
         with self.lock:
-            for key, count, nbytes, ifname in self.tracer.aggregates():
-                kid = tuple(key.values())
-                values = self.assigned.get(kid)
-                if values is None:
-                    values = self.assigned[kid] = self._label_set(kid, key, ifname)
-                last_c, last_b = self.seen.get(kid, (0, 0))
-                if count >= last_c and nbytes >= last_b:  # kernel counters only grow
-                    acc = self.totals[values]
-                    acc[0] += count - last_c
-                    acc[1] += nbytes - last_b
-                    self.seen[kid] = (count, nbytes)
+            self.last_update = now
+            for raw_key, raw_val in t.aggregate_items():
+                count, nbytes, ifname = t.aggregate_value(raw_val)
+                state = self.keys.get(raw_key)
+                if state is None:
+                    state = self.keys[raw_key] = [self._label_set(raw_key, ifname), 0, 0, now]
+                elif count == state[1]:
+                    continue
+                self._add(state, count, nbytes)
+                state[3] = now
+            if self.forget_after:
+                self._forget_idle(now)
+
+    def _forget_idle(self, now: float) -> None:
+        for raw_key in [k for k, st in self.keys.items() if now - st[3] >= self.forget_after]:
+            state = self.keys.pop(raw_key)
+            last = self.tracer.forget_aggregate(raw_key)
+            if last is not None:  # what arrived since the last read
+                self._add(state, *last)
+            self.forgotten += 1
 
 
 class Collector:
@@ -148,6 +177,9 @@ class Collector:
                                   value=self.tracer.stat("DT_STAT_AGG_LOST"))
         yield CounterMetricFamily("droptrace_folded_series", f"Label sets folded into '{OTHER}' past "
                                   "--max-series.", value=folded)
+        yield CounterMetricFamily("droptrace_forgotten_keys", "Kernel map keys deleted after "
+                                  "--forget-after seconds idle (their counts stay in their series).",
+                                  value=s.forgotten)
         yield CounterMetricFamily("droptrace_kernel_folded_flows", "Drops whose flow the kernel folded "
                                   "into a flow-less key (map full); still counted.",
                                   value=self.tracer.stat("DT_STAT_AGG_FOLDED"))
@@ -219,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ephemeral-from", type=arg(lambda t: _positive(t, "--ephemeral-from")),
                    default=EPHEMERAL_FROM, metavar="PORT",
                    help=f"dport label: ports from here up read 'ephemeral' (default {EPHEMERAL_FROM})")
+    p.add_argument("--forget-after", type=arg(lambda t: _positive(t, "--forget-after")),
+                   default=int(FORGET_AFTER), metavar="SECONDS",
+                   help=f"delete a kernel map key idle this long, keeping its counts in its series, so "
+                   f"churn does not fill the map (default {int(FORGET_AFTER)})")
     add_trace_options(p)
     return p
 
@@ -243,7 +279,8 @@ def main(argv: Sequence[str]) -> int:
     with stop_requested() as stop:
         try:
             tracer.start()
-            series = Series(tracer, args.labels, args.max_series, args.ephemeral_from, enricher)
+            series = Series(tracer, args.labels, args.max_series, args.ephemeral_from, enricher,
+                            args.forget_after)
             return serve(args, tracer, series, stop)
         finally:
             tracer.close()
@@ -270,6 +307,8 @@ def serve(args: argparse.Namespace, tracer: Tracer, series: Series, stop: Any) -
     try:
         while not stop:
             time.sleep(0.1)
+            if time.monotonic() - series.last_update >= UPDATE_EVERY:
+                series.update()
     finally:
         server.shutdown()
         server.server_close()

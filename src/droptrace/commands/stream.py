@@ -40,6 +40,8 @@ Subcommands:
   droptrace report   summarise a recording
   droptrace -r FILE  read a recording back, through the same filters
   droptrace exporter drop counters for Prometheus (/metrics)
+  droptrace explain  what a drop reason means and what to check
+  droptrace diagnose watch drops, then inspect the host where they happen
 """
 
 
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", action="store_true", help="add the kernel stack of each drop")
     add_run_options(p)
     add_stream_options(p)
+    p.add_argument("--explain", action="store_true",
+                   help="text: under the first drop of each reason, one indented line saying what it means")
     p.add_argument("--list-reasons", action="store_true",
                    help="list the running kernel's drop reasons and exit (with --json: as JSON)")
     p.add_argument("-r", "--read", metavar="FILE",
@@ -89,6 +93,10 @@ def main(argv: Sequence[str]) -> int:
         return doctor.main(["--json"] if args.json else [])
     if args.list_reasons:
         return list_reasons(args.json)
+    if args.explain and args.json:
+        from ..errors import UsageError
+
+        raise UsageError("--explain is for the text output; with --json, `droptrace explain --json REASON`")
     if args.read:
         return replay(args)
     tracer = Tracer(options(args))
@@ -96,7 +104,7 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         sink = RawJsonWriter(out, lambda: tracer.converter)
     else:
-        sink = TextWriter(out, args.stack, lambda: tracer.reason_width)
+        sink = TextWriter(out, args.stack, lambda: tracer.reason_width, explain=args.explain)
     shown, lost = trace_loop(tracer, sink, args.count, args.duration)
     if tracer.hook:
         held = f", {tracer.suppressed} suppressed by --rate-limit" if args.rate_limit else ""
@@ -117,7 +125,7 @@ def replay(args: argparse.Namespace) -> int:
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.read == "-" else args.read, keep)
     out = Output.stdout()
-    writer = JsonWriter(out, args.stack) if args.json else TextWriter(out, args.stack)
+    writer = JsonWriter(out, args.stack) if args.json else TextWriter(out, args.stack, explain=args.explain)
     batch = []
     for e in kept(rec, keep, args.count):
         batch.append(e)

@@ -109,7 +109,7 @@ def trend(rates: Sequence[float]) -> str:
 
 
 def render(agg: Aggregator, group: str, lost: int, elapsed: float, interactive: bool, width: int,
-           height: Optional[int] = None):
+           height: Optional[int] = None, explain: bool = False):
     """The view for a terminal `width` wide: columns are dropped (trend, then share, then rate),
     and names shortened, before any number would be cut."""
     from rich.cells import cell_len
@@ -158,10 +158,25 @@ def render(agg: Aggregator, group: str, lost: int, elapsed: float, interactive: 
     for r in cells:
         t.add_row(*[r[c] for c in ("RATE/s", "COUNT", "SHARE", "TREND") if c in shown], *r["labels"])
     parts: List[Any] = [Text(title, no_wrap=True, overflow="ellipsis"), t]
+    if explain:
+        parts.append(Text("\n".join(legend(agg, group, rows[:limit])), overflow="ellipsis", no_wrap=True))
     if interactive:
-        parts.append(Text("[r]eason  [l]ocation  [i]face+netns  [f]low  [q]uit", no_wrap=True,
+        parts.append(Text("[r]eason  [l]ocation  [i]face+netns  [f]low  [e]xplain  [q]uit", no_wrap=True,
                           overflow="ellipsis"))
     return Group(*parts)
+
+
+def legend(agg: Aggregator, group: str, rows: List[Tuple[tuple, "Row"]]) -> List[str]:
+    """The one-line summary of each reason behind the rows shown, once each."""
+    from ..explain import summary
+
+    shown = {gk for gk, _ in rows}
+    reasons: List[str] = []
+    for d, _, _ in agg.described:  # the kernel's keys: a row may gather several reasons
+        r = d.get("reason")
+        if isinstance(r, str) and r not in reasons and agg.group_key(group, d) in shown:
+            reasons.append(r)
+    return [f"{r}: {summary(r) or '(no explanation written yet)'}" for r in reasons]
 
 
 @contextlib.contextmanager
@@ -205,6 +220,7 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
     from rich.live import Live
 
     group = args.group
+    explain = args.explain
     interactive = sys.stdout.isatty() and sys.stdin.isatty() and not args.json
     started = time.monotonic()
     agg: Optional[Aggregator] = None
@@ -231,6 +247,8 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
                             ch = os.read(fd, 1).decode(errors="ignore").lower()
                             if ch == "q":
                                 break
+                            if ch == "e":
+                                explain = not explain
                             group = KEYS.get(ch, group)
                     else:
                         _sleep(wait, stop)
@@ -240,7 +258,7 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
                     if interactive:
                         size = console.size
                         live.update(render(agg, group, tracer.stat("DT_STAT_AGG_LOST"), now - started,
-                                           True, size.width, size.height), refresh=True)
+                                           True, size.width, size.height, explain), refresh=True)
                     if deadline is not None and now >= deadline:
                         break
         finally:
@@ -253,7 +271,7 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
                     console = Console(width=200, file=sys.stdout)
                     with console.capture() as cap:
                         console.print(render(agg, group, out["lost"], time.monotonic() - started, False,
-                                             200))
+                                             200, explain=args.explain))
                     Output.stdout().write_text(cap.get())
             tracer.close()
     return 0
@@ -273,8 +291,8 @@ def main(argv: Sequence[str]) -> int:
     p = Parser(prog="droptrace top", description=(
         "A live view of packet drops counted in the kernel (exact at any drop rate): count, "
         "rate, share and trend per reason, location, interface+namespace or flow, sorted by "
-        "rate. Keys: r l i f to regroup, q to quit. With --json, one JSON object when it ends, "
-        "with a row per group of --group."))
+        "rate. Keys: r l i f to regroup, e to explain the reasons, q to quit. With --json, one JSON "
+        "object when it ends, with a row per group of --group."))
     p.add_argument("--group", choices=list(GROUPS), default="reason", help="grouping (the initial "
                    "one in the live view; the rows of --json)")
     p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
@@ -282,6 +300,8 @@ def main(argv: Sequence[str]) -> int:
                    help="refresh interval (default 1)")
     p.add_argument("--json", action="store_true",
                    help='print {"total", "lost", "folded", "duration", "group", "rows": [...]} when it ends')
+    p.add_argument("--explain", action="store_true",
+                   help="under the table, what each reason shown means (key e in the live view)")
     add_trace_options(p)
     args = p.parse_args(list(argv))
     opts = options(args)

@@ -99,13 +99,22 @@ def text_line(e: Event, columns: Optional[Columns] = None) -> str:
     return cols.line(e, src, dst, kind, reason)
 
 
+def explain_line(reason: str) -> str:
+    """--explain: the reason's one-line summary, indented under the first drop that has it."""
+    from ..explain import summary
+
+    text = summary(reason)
+    return f"    ^ {reason}: {text or '(no explanation written yet)'}"
+
+
 class TextWriter:
     """Aligned lines (and stacks with --stack), written whole through one Output."""
 
     def __init__(self, out: Output, stack: bool = False,
-                 reason_width: Union[int, Callable[[], int]] = REASON_W) -> None:
+                 reason_width: Union[int, Callable[[], int]] = REASON_W, explain: bool = False) -> None:
         self.out = out
         self.stack = stack
+        self.explained: Optional[set] = set() if explain else None  # reasons already explained
         self._reason_width = reason_width  # a callable when known only once tracing started
         self.columns = Columns()
         self._header = False
@@ -125,6 +134,9 @@ class TextWriter:
             if self.columns.widen(src=src, dst=dst, proto=kind, reason=reason):
                 lines.append(self.columns.header())
             lines.append(self.columns.line(e, src, dst, kind, reason))
+            if self.explained is not None and e.reason is not None and e.reason not in self.explained:
+                self.explained.add(e.reason)
+                lines.append(explain_line(e.reason))
             if self.stack and e.stack is not None:
                 lines.extend(f"    #{i:<2} {f}" for i, f in enumerate(e.stack))
         if lines:

@@ -17,8 +17,10 @@ from .layout import ObjectLayout, StructLayout
 from .layout import load as load_layout
 
 OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
+OBJECT_NOLOOP = "droptrace_noloop.bpf.o"  # no bpf_loop: kernels before 5.17
+OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP = "trail.bpf.o", "trail_noloop.bpf.o"
 # The enums of droptrace.h that hold constants, by their C name.
-_ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow")
+_ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow", "dt_hook", "dt_verdict")
 
 
 def object_path(name: str = OBJECT) -> str:

@@ -87,6 +87,9 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
     _sig("bpf_map_lookup_elem", i, i, vp, vp)
     _sig("bpf_map_get_next_key", i, i, vp, vp)
+    _sig("bpf_map_lookup_batch", i, i, vp, vp, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp)
+    _sig("bpf_map_lookup_and_delete_elem", i, i, vp, vp)
+    _sig("bpf_map_delete_elem", i, i, vp)
     _lib.libbpf_set_print(_capture_cb)
     return _lib
 
@@ -168,7 +171,40 @@ class Map:
 
 
     def items(self, key_size: int, value_size: int) -> Iterator[Tuple[bytes, bytes]]:
-        """Every (key, value) of a hash map; entries added meanwhile may be missed."""
+        """Every (key, value) of a hash map, up to a chunk of entries per syscall (BPF_MAP_LOOKUP_BATCH,
+        5.6+), else one key at a time. Entries added meanwhile may be missed, as with any walk."""
+        try:
+            yield from self._batched(key_size, value_size)
+        except _NoBatch:
+            yield from self._one_by_one(key_size, value_size)
+
+    def _batched(self, key_size: int, value_size: int, chunk: int = 1024) -> Iterator[Tuple[bytes, bytes]]:
+        fd, lb = self.fd, lib()
+        token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)  # a bucket index
+        first = True
+        while True:
+            keys = ctypes.create_string_buffer(key_size * chunk)
+            vals = ctypes.create_string_buffer(value_size * chunk)
+            count = ctypes.c_uint32(chunk)
+            rc = lb.bpf_map_lookup_batch(fd, None if first else token_in, token_out, keys, vals,
+                                         ctypes.byref(count), None)
+            err = -rc if rc < 0 else 0
+            if err == errno.ENOSPC and count.value == 0:  # one bucket holds more than a chunk
+                chunk *= 4
+                continue
+            if err and err != errno.ENOENT:
+                if first and err in (errno.EINVAL, errno.ENOTSUP, 524):  # 524: ENOTSUPP, old kernels
+                    raise _NoBatch()
+                raise BpfError(f"reading map {self.name}", err)
+            kraw, vraw = keys.raw, vals.raw
+            for i in range(count.value):
+                yield kraw[i * key_size:(i + 1) * key_size], vraw[i * value_size:(i + 1) * value_size]
+            if err == errno.ENOENT:  # that was the last bucket
+                return
+            first = False
+            ctypes.memmove(token_in, token_out, 8)
+
+    def _one_by_one(self, key_size: int, value_size: int) -> Iterator[Tuple[bytes, bytes]]:
         fd, lb = self.fd, lib()
         key = ctypes.create_string_buffer(key_size)
         nxt = ctypes.create_string_buffer(key_size)
@@ -179,6 +215,27 @@ class Map:
             if lb.bpf_map_lookup_elem(fd, key, val) == 0:
                 yield key.raw, val.raw
             prev = key
+
+    def pop(self, key: bytes, value_size: int) -> Optional[bytes]:
+        """Delete one entry and return its last value (None if absent). Atomic against other map
+        operations (5.14+; before, a lookup then a delete)."""
+        k = ctypes.create_string_buffer(key, len(key))
+        v = ctypes.create_string_buffer(value_size)
+        lb = lib()
+        rc = lb.bpf_map_lookup_and_delete_elem(self.fd, k, v)
+        if rc < 0 and -rc in (errno.EINVAL, errno.ENOTSUP, 524):
+            rc = lb.bpf_map_lookup_elem(self.fd, k, v)
+            if rc == 0:
+                rc = lb.bpf_map_delete_elem(self.fd, k)
+        if rc < 0:
+            if -rc == errno.ENOENT:
+                return None
+            raise BpfError(f"deleting from map {self.name}", -rc)
+        return v.raw
+
+
+class _NoBatch(Exception):
+    """The kernel has no BPF_MAP_LOOKUP_BATCH."""
 
 
 class Program:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..convert import Converter
 from ..errors import DroptraceError
@@ -19,7 +19,7 @@ from ..event import Event
 from ..options import HOOKS, Options
 from . import btf as btfmod
 from . import libbpf, reasons, tracefs
-from .contract import OBJECT, OBJECT_NOBTF, Contract, contract
+from .contract import OBJECT, OBJECT_NOBTF, OBJECT_NOLOOP, Contract, contract
 from .kallsyms import Kallsyms
 from .privileges import check_privileges
 from .ringbuf import MmapRing
@@ -30,6 +30,8 @@ BTF_PATH = os.environ.get("DROPTRACE_KERNEL_BTF", "/sys/kernel/btf/vmlinux")
 NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
                 "and namespace cannot be read; showing reason, location, protocol and task")
 U32_NONE = 0xFFFFFFFF
+USERSPACE_FILTER = ("the filter expression runs in user space: this kernel has no bpf_loop (5.17+), so "
+                    "every drop the other filters pass crosses the ring buffer")
 RECORD_BATCH = 4096  # records read from the ring per batch: bounds memory per write
 
 
@@ -47,11 +49,12 @@ class Tracer:
         self.object = OBJECT if self.btf else OBJECT_NOBTF
         self.bpf: Contract = contract()  # layouts and constants: droptrace.h, as compiled
         self._obj: Optional[libbpf.Object] = None
-        self._link: Optional[libbpf.Link] = None
+        self._links: List[libbpf.Link] = []
         self._rb: Optional[MmapRing] = None
         self._pending: List[bytes] = []
         self._listed: List[int] = []
         self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
+        self._user_filter: Optional[Callable[[Event], bool]] = None  # the expression, without bpf_loop
         self._kallsyms: Optional[Kallsyms] = None
         self._converter: Optional[Converter] = None
         self._stats_map: Optional[libbpf.Map] = None
@@ -78,10 +81,20 @@ class Tracer:
         if o.aggregate and not self.btf:
             raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
-            kbtf = btfmod.read(BTF_PATH, enums=reasons.core_enums)
+            kbtf = btfmod.read(BTF_PATH, enums=lambda n: reasons.core_enums(n) or n == "bpf_func_id")
             self.has_reason = "skb_drop_reason" in kbtf.enums
             if self.has_reason:
                 self.reasons = reasons.from_btf(kbtf)
+            if not has_bpf_loop(kbtf):
+                self.object = OBJECT_NOLOOP
+                if self._filter and o.aggregate:
+                    raise DroptraceError("a filter expression cannot be used to count in the kernel here: "
+                                         "this kernel has no bpf_loop (5.17+); filter with --reason, "
+                                         "--netns, -i, --pid or --mark")
+                if self._filter:
+                    self._user_filter = _program_filter(self._filter)
+                    self._filter = None
+                    self.limits.append(USERSPACE_FILTER)
         else:
             needs = [flag for flag, on in (("--netns", o.netns), ("--interface", o.interfaces),
                                            ("--mark", o.mark)) if on]
@@ -163,7 +176,13 @@ class Tracer:
             "filter_eth_len": len(self._filter[0]) if self._filter else 0,
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
             "rate_limit": o.rate_limit,
+            **self._trail_config(),
         }
+
+    def _trail_config(self) -> Dict[str, Union[int, bytes]]:
+        """dt_config's trail fields: unused by the drop tracer."""
+        n = self.bpf.const["DT_HOOK_NUM"]
+        return {"trail_all": 0, "trail_gap_ns": 0, "trail_skb_arg": bytes(n), "trail_dev_arg": bytes(n)}
 
     def _try_hook(self, hook: str) -> None:
         if hook == "tracepoint":
@@ -171,9 +190,7 @@ class Tracer:
         config = self.bpf.struct("dt_config").pack(self._config(hook))
         loaded = contract(self.object)  # the object to load, with its own .rodata offsets
         obj = self._obj = libbpf.Object(loaded.path)
-        if self.btf:
-            for h, prog in PROGRAMS.items():
-                obj.program(prog).set_autoload(h == hook)
+        attach = self._programs(obj, hook)
         rodata = obj.map_by_suffix(".rodata")
         at = loaded.config_offset
         image = bytearray(rodata.initial_value())
@@ -200,7 +217,15 @@ class Tracer:
                 for i, (code, jt, jf, k) in enumerate(prog):
                     fi.update((start + i).to_bytes(4, "little"),
                               insn.pack({"code": code, "jt": jt, "jf": jf, "k": k}))
-        self._link = obj.program(PROGRAMS[hook]).attach()
+        for name in attach:
+            self._links.append(obj.program(name).attach())
+
+    def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
+        """Switch on the programs of this hook (the others are not even loaded); their names."""
+        if self.btf:
+            for h, prog in PROGRAMS.items():
+                obj.program(prog).set_autoload(h == hook)
+        return [PROGRAMS[hook]]
 
     # -- running -------------------------------------------------------
     def symbolize(self, addr: int) -> str:
@@ -219,8 +244,8 @@ class Tracer:
 
     def poll(self, timeout_ms: int = 100) -> List[Event]:
         """Wait up to timeout_ms for events; return those that arrived, decoded."""
-        convert = self._converter.convert
-        return [convert(r) for r in self.poll_raw(timeout_ms)]
+        self._pending.extend(self._rb.poll(timeout_ms, RECORD_BATCH))
+        return self.drain()
 
     def poll_raw(self, timeout_ms: int = 100) -> List[bytes]:
         """Like poll(), but the raw records (for converter.json_lines, the storm path)."""
@@ -229,9 +254,19 @@ class Tracer:
 
     def drain(self) -> List[Event]:
         convert = self._converter.convert
-        return [convert(r) for r in self.drain_raw()]
+        events = [convert(r) for r in self._take()]
+        keep = self._user_filter
+        return events if keep is None else [e for e in events if keep(e)]
 
     def drain_raw(self) -> List[bytes]:
+        raw = self._take()
+        keep = self._user_filter
+        if keep is None:
+            return raw
+        convert = self._converter.convert
+        return [r for r in raw if keep(convert(r))]
+
+    def _take(self) -> List[bytes]:
         if not self._pending:
             return []
         raw, self._pending = self._pending, []
@@ -257,24 +292,34 @@ class Tracer:
 
     def aggregates(self) -> List[Tuple[Dict[str, Union[int, bytes]], int, int, str]]:
         """top: (key fields by name, count, bytes, ifname) for every key counted in the kernel."""
+        key = self.bpf.struct("dt_agg_key")
+        return [(key.unpack(k), *self.aggregate_value(v)) for k, v in self.aggregate_items()]
+
+    def aggregate_items(self) -> Iterator[Tuple[bytes, bytes]]:
+        """The raw (key, value) pairs of the in-kernel count map, read in batches."""
         if self._obj is None:
-            return []
+            return iter(())
         key, val = self.bpf.struct("dt_agg_key"), self.bpf.struct("dt_agg_val")
-        out = []
-        for k, v in self._obj.map("agg").items(key.size, val.size):
-            fields = val.unpack(v)
-            out.append((key.unpack(k), fields["count"], fields["bytes"],
-                        fields["ifname"].split(b"\0", 1)[0].decode(errors="replace")))
-        return out
+        return self._obj.map("agg").items(key.size, val.size)
+
+    def aggregate_value(self, raw: bytes) -> Tuple[int, int, str]:
+        """(count, bytes, ifname) of one raw value of the count map."""
+        fields = self.bpf.struct("dt_agg_val").unpack(raw)
+        return fields["count"], fields["bytes"], fields["ifname"].split(b"\0", 1)[0].decode(errors="replace")
+
+    def forget_aggregate(self, raw_key: bytes) -> Optional[Tuple[int, int]]:
+        """Delete one key from the count map; its last (count, bytes), or None if it was gone."""
+        if self._obj is None:
+            return None
+        raw = self._obj.map("agg").pop(raw_key, self.bpf.struct("dt_agg_val").size)
+        return None if raw is None else self.aggregate_value(raw)[:2]
 
     # -- teardown ------------------------------------------------------
     def _teardown(self) -> None:
         if self._rb is not None:
             self._rb.close()
             self._rb = None
-        if self._link is not None:
-            self._link.destroy()
-            self._link = None
+        self._unlink()
         if self._obj is not None:
             self._obj.close()
             self._obj = None
@@ -282,13 +327,16 @@ class Tracer:
 
     def detach(self) -> None:
         """Stop new events; events already in the ring buffer can still be drained."""
-        if self._link is not None:
-            self._link.destroy()
-            self._link = None
+        if self._links:
+            self._unlink()
             self.suppressed = self.stat("DT_STAT_SUPPRESSED")  # final once nothing runs
         if self._rb is not None:
             while self._rb.pending() and len(self._pending) < (1 << 20):
                 self._pending.extend(self._rb.read(RECORD_BATCH))
+
+    def _unlink(self) -> None:
+        while self._links:
+            self._links.pop().destroy()
 
     def close(self) -> None:
         self._teardown()
@@ -299,6 +347,24 @@ class Tracer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def has_bpf_loop(kernel_btf: btfmod.BTF) -> bool:
+    """Does this kernel have the bpf_loop helper (5.17+)? Its BTF lists the helpers it has."""
+    return "BPF_FUNC_loop" in kernel_btf.enums.get("bpf_func_id", {})
+
+
+def _program_filter(programs: Tuple[list, list]) -> Callable[[Event], bool]:
+    """The expression's two classic BPF programs, run on an event's copied headers."""
+    from ..packet.libpcap import OfflineProgram
+
+    eth, raw = OfflineProgram(programs[0]), OfflineProgram(programs[1])
+
+    def keep(e: Event) -> bool:
+        if not e.packet:
+            return False
+        return (eth if e.link_ethernet else raw).matches(e.packet, max(e.wire_len, len(e.packet)))
+    return keep
 
 
 def _why(e: Exception) -> str:

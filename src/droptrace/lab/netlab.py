@@ -34,7 +34,7 @@ class Lab:
     def owner_of(cls, netns_name: str) -> Optional[int]:
         """The pid that a lab namespace's name says made it (dtlab<pid>a, or dtlabt<pid>a for the
         tests' lab), else None."""
-        m = re.fullmatch(rf"{cls.PREFIX}t?(\d+)[ab]", netns_name)
+        m = re.fullmatch(rf"{cls.PREFIX}t?(\d+)[a-z]", netns_name)
         return int(m.group(1)) if m else None
 
     @classmethod

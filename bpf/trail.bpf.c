@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+/* droptrace trail: the path a packet took before it was dropped, from tracepoints only.
+ *
+ * Every program here is a raw tracepoint on one networking step (enum dt_hook). The skb is
+ * the key: the first time droptrace sees one, the filters run (namespace, device, mark, the
+ * tcpdump expression) and a trail is created, or the skb is remembered as rejected; every
+ * later step costs one map lookup and, for a tracked skb, one hop written in place. When
+ * the skb is freed, skb:kfree_skb ends its trail as dropped (emitted), skb:consume_skb as
+ * consumed (emitted only with cfg.trail_all). A clone or copy is a new skb, seen anew.
+ * Which argument is the skb differs between tracepoints and kernels: user space reads it
+ * from this kernel's BTF (btf_trace_<name>) into cfg.trail_skb_arg.
+ */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "droptrace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#include "common.bpf.h"
+#include "capture.bpf.h"
+#include "cbpf.bpf.h"
+
+/* skb address -> its trail */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct dt_trail);
+} trails SEC(".maps");
+
+/* skb address -> when it was last seen: skbs the filters rejected, so they run once */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} rejected SEC(".maps");
+
+/* A zeroed trail to create entries from (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_trail);
+} blank SEC(".maps");
+
+/* Argument i of the tracepoint, i a constant to the verifier (.rodata); read through a
+ * helper, as a compiler may turn a switch of loads into one load at a computed ctx offset,
+ * which the verifier refuses. */
+static __always_inline void *arg(__u64 *args, __u32 i)
+{
+	void *p = NULL;
+
+	if (i > 3)
+		return NULL;
+	bpf_probe_read_kernel(&p, sizeof(p), &args[i]);
+	return p;
+}
+
+static __always_inline struct sk_buff *skb_of(__u64 *args, enum dt_hook hook)
+{
+	return arg(args, cfg.trail_skb_arg[hook]);
+}
+
+/* The device of this step: the tracepoint's own where it has one (after a veth transmit,
+ * skb->dev is already the peer), else skb->dev. */
+static __always_inline struct net_device *dev_of(__u64 *args, enum dt_hook hook, struct sk_buff *skb)
+{
+	struct net_device *dev = cfg.trail_dev_arg[hook] <= 3 ? arg(args, cfg.trail_dev_arg[hook]) : NULL;
+
+	return dev ? dev : BPF_CORE_READ(skb, dev);
+}
+
+static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 netns)
+{
+	if (!netns_wanted(netns) || !ifname_wanted(dev))
+		return false;
+	if (cfg.mark_on && (BPF_CORE_READ(skb, mark) & cfg.mark_mask) != cfg.mark)
+		return false;
+	if (cfg.filter_on && !filter_accepts(skb, dev))
+		return false;
+	return true;
+}
+
+static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
+				    __u32 netns, enum dt_hook hook, __u64 now)
+{
+	struct dt_hop *h = &t->hops[t->nhops & (DT_TRAIL_HOPS - 1)];
+
+	h->ts_ns = now;
+	h->hook = hook;
+	h->cpu = bpf_get_smp_processor_id();
+	h->len = BPF_CORE_READ(skb, len);
+	h->netns = netns;
+	if (dev) {
+		h->ifindex = BPF_CORE_READ(dev, ifindex);
+		bpf_probe_read_kernel(h->ifname, sizeof(h->ifname), dev->name);
+	} else {
+		h->ifindex = BPF_CORE_READ(skb, skb_iif);
+		__builtin_memset(h->ifname, 0, sizeof(h->ifname));
+	}
+	t->nhops += 1;
+	t->last_ns = now;
+}
+
+/* The trail of this skb, created if the filters want it; NULL if not tracked. */
+static __always_inline struct dt_trail *track(struct sk_buff *skb, struct net_device *dev, __u32 netns,
+					      __u64 now)
+{
+	__u64 key = (__u64)skb;
+	struct dt_trail *t = bpf_map_lookup_elem(&trails, &key);
+
+	if (t) {
+		if (now - t->last_ns <= cfg.trail_gap_ns)
+			return t;
+		bpf_map_delete_elem(&trails, &key); /* an earlier packet's: the address was reused */
+	} else {
+		__u64 *seen = bpf_map_lookup_elem(&rejected, &key);
+		if (seen && now - *seen <= cfg.trail_gap_ns) {
+			*seen = now;
+			return NULL;
+		}
+	}
+	if (!wanted(skb, dev, netns)) {
+		bpf_map_update_elem(&rejected, &key, &now, BPF_ANY);
+		return NULL;
+	}
+	__u32 zero = 0;
+	struct dt_trail *b = bpf_map_lookup_elem(&blank, &zero);
+	if (!b)
+		return NULL;
+	bpf_map_delete_elem(&rejected, &key);
+	bpf_map_update_elem(&trails, &key, b, BPF_ANY);
+	return bpf_map_lookup_elem(&trails, &key);
+}
+
+static __always_inline int on_hop(__u64 *args, enum dt_hook hook)
+{
+	struct sk_buff *skb = skb_of(args, hook);
+	if (!skb)
+		return 0;
+	struct net_device *dev = dev_of(args, hook, skb);
+	__u32 netns = netns_of(dev, skb);
+	__u64 now = bpf_ktime_get_ns();
+	struct dt_trail *t = track(skb, dev, netns, now);
+	if (t)
+		add_hop(t, skb, dev, netns, hook, now);
+	return 0;
+}
+
+/* The skb is freed: emit its trail (dropped, or with cfg.trail_all consumed), forget it. */
+static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location, __u32 reason,
+				  enum dt_verdict verdict)
+{
+	struct sk_buff *skb = skb_of(args, hook);
+	if (!skb)
+		return 0;
+	__u64 key = (__u64)skb;
+	bool emit = verdict == DT_VERDICT_DROPPED || cfg.trail_all;
+	struct dt_trail *t = NULL;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	__u32 netns = netns_of(dev, skb);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (emit && (verdict != DT_VERDICT_DROPPED || !cfg.has_reason || reason_wanted(reason)))
+		t = track(skb, dev, netns, now);
+	else
+		t = bpf_map_lookup_elem(&trails, &key);
+	if (!t || !emit || (verdict == DT_VERDICT_DROPPED && cfg.has_reason && !reason_wanted(reason)))
+		goto forget;
+	add_hop(t, skb, dev, netns, hook, now);
+
+	struct dt_trail_event *te = bpf_ringbuf_reserve(&events, sizeof(*te), 0);
+	if (!te) {
+		count(DT_STAT_LOST);
+		goto forget;
+	}
+	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
+		   netns, ifindex, BPF_CORE_READ(skb, mark), bpf_get_current_pid_tgid());
+	copy_headers(&te->ev, skb, DT_SNAP_MAX);
+	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
+	te->verdict = verdict;
+	te->_pad = 0;
+	bpf_ringbuf_submit(te, 0);
+	count(DT_STAT_EMITTED);
+forget:
+	bpf_map_delete_elem(&trails, &key);
+	bpf_map_delete_elem(&rejected, &key);
+	return 0;
+}
+
+#define HOP(name, id)                                                   \
+	SEC("raw_tp/" #name)                                            \
+	int dt_trail_##name(__u64 *ctx)        \
+	{                                                               \
+		return on_hop(ctx, id);                           \
+	}
+
+HOP(netif_receive_skb, DT_HOOK_NETIF_RECEIVE_SKB)
+HOP(netif_rx, DT_HOOK_NETIF_RX)
+HOP(napi_gro_receive_entry, DT_HOOK_NAPI_GRO_RECEIVE_ENTRY)
+HOP(net_dev_queue, DT_HOOK_NET_DEV_QUEUE)
+HOP(net_dev_start_xmit, DT_HOOK_NET_DEV_START_XMIT)
+HOP(net_dev_xmit, DT_HOOK_NET_DEV_XMIT)
+HOP(qdisc_enqueue, DT_HOOK_QDISC_ENQUEUE)
+HOP(qdisc_dequeue, DT_HOOK_QDISC_DEQUEUE)
+HOP(skb_copy_datagram_iovec, DT_HOOK_SKB_COPY_DATAGRAM_IOVEC)
+HOP(tcp_retransmit_skb, DT_HOOK_TCP_RETRANSMIT_SKB)
+HOP(tcp_send_reset, DT_HOOK_TCP_SEND_RESET)
+HOP(sock_rcvqueue_full, DT_HOOK_SOCK_RCVQUEUE_FULL)
+HOP(udp_fail_queue_rcv_skb, DT_HOOK_UDP_FAIL_QUEUE_RCV_SKB)
+HOP(icmp_send, DT_HOOK_ICMP_SEND)
+
+SEC("raw_tp/consume_skb")
+int dt_trail_consume_skb(__u64 *ctx)
+{
+	return on_end(ctx, DT_HOOK_CONSUME_SKB, 0, 0, DT_VERDICT_CONSUMED);
+}
+
+SEC("raw_tp/kfree_skb")
+int dt_trail_kfree_skb(__u64 *ctx)
+{
+	/* (skb, location[, reason]): the reason exists from 5.17 (cfg.has_reason) */
+	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
+	return on_end(ctx, DT_HOOK_KFREE_SKB, ctx[1], reason, DT_VERDICT_DROPPED);
+}

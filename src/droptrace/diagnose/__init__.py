@@ -1,0 +1,1 @@
+"""`droptrace diagnose`: from what was dropped to why, on the live host."""

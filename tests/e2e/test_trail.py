@@ -1,0 +1,143 @@
+"""`droptrace trail`: real packets through real namespaces, their hops from tracepoints only."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from droptrace.lab import A4, B4, IFNAME, SCENARIOS
+
+from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace
+
+pytestmark = [pytest.mark.matrix,
+              pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")]
+WAIT = str(int(60 * SLOWDOWN))
+
+
+def trail(ns_list, provoke, *extra):
+    """Run `droptrace trail --json -c 1` over these namespaces; the one packet it shows."""
+    args = ["trail", "--json", "-c", "1", "-d", WAIT, *extra]
+    for ns in ns_list:
+        args += ["--netns", ns]
+    with Droptrace(*args, json_events=False) as dt:
+        dt.wait_ready()
+        provoke()
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    lines = [ln for ln in dt.stdout if ln.strip()]
+    assert len(lines) == 1, (lines, dt.stderr)
+    return json.loads(lines[0])
+
+
+def hops(t):
+    return [(h["hook"], h["ifname"], h["netns"]) for h in t["hops"]]
+
+
+def test_closed_port_over_veth(lab):
+    a, b = lab.inode(lab.a), lab.inode(lab.b)
+    t = trail([lab.a, lab.b], lambda: lab.traffic(lab.a, "udp", B4, "9"), "udp dst port 9")
+    assert t["verdict"] == "dropped" and t["reason"] == "NO_SOCKET" and "+0x" in t["location"]
+    assert (t["l4"], t["saddr"], t["daddr"], t["dport"]) == ("udp", A4, B4, 9)
+    h = hops(t)
+    assert ("net_dev_start_xmit", IFNAME, a) in h  # transmitted in A
+    assert ("netif_receive_skb", IFNAME, b) in h  # received in B
+    assert h[-1] == ("kfree_skb", IFNAME, b) and t["hops_lost"] == 0
+    assert h.index(("net_dev_start_xmit", IFNAME, a)) < h.index(("netif_receive_skb", IFNAME, b))
+    times = [x["time"] for x in t["hops"]]
+    assert times == sorted(times)
+
+
+def test_full_qdisc_shows_the_queueing_and_the_drop(lab):
+    sc = next(s for s in SCENARIOS if s.name == "qdisc-full")
+    with sc.prepared(lab):
+        t = trail([lab.a], lambda: sc.provoke(lab), "--reason", ",".join(sc.reasons), "udp")
+    h = hops(t)
+    assert t["reason"] in sc.reasons
+    assert h[0] == ("net_dev_queue", IFNAME, lab.inode(lab.a))  # handed to the device's queue
+    assert h[-1][0] == "kfree_skb" and len(h) == 2
+
+
+@pytest.fixture
+def chain():
+    """client -- router -- server: two veth pairs, forwarding in the router, an nft forward
+    rule that drops UDP to port 7777."""
+    tag = f"dtlabt{os.getpid()}"
+    c, r, s = f"{tag}c", f"{tag}r", f"{tag}s"
+
+    def sh(*cmd, ns=None):
+        full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
+        subprocess.run(full, check=True, capture_output=True, text=True)
+    try:
+        for ns in (c, r, s):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        sh("ip", "link", "add", "dtc0", "type", "veth", "peer", "name", "dtr0")
+        sh("ip", "link", "add", "dtr1", "type", "veth", "peer", "name", "dts0")
+        for dev, ns, addr in (("dtc0", c, "10.77.1.2/24"), ("dtr0", r, "10.77.1.1/24"),
+                              ("dtr1", r, "10.77.2.1/24"), ("dts0", s, "10.77.2.2/24")):
+            sh("ip", "link", "set", dev, "netns", ns)
+            sh("ip", "addr", "add", addr, "dev", dev, ns=ns)
+            sh("ip", "link", "set", dev, "up", ns=ns)
+        sh("ip", "route", "add", "default", "via", "10.77.1.1", ns=c)
+        sh("ip", "route", "add", "default", "via", "10.77.2.1", ns=s)
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
+        sh("nft", "add table inet dtfwd", ns=r)
+        sh("nft", "add chain inet dtfwd forward { type filter hook forward priority 0 ; }", ns=r)
+        sh("nft", "add rule inet dtfwd forward udp dport 7777 drop", ns=r)
+        yield c, r, s
+    finally:
+        for ns in (c, r, s):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def send(ns, port):
+    subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "droptrace.lab.traffic", "udp",
+                    "10.77.2.2", str(port)], check=True)
+
+
+def test_forward_drop_in_the_router(chain):
+    c, r, s = chain
+    t = trail([c, r, s], lambda: send(c, 7777), "udp dst port 7777")
+    assert t["reason"] == "NETFILTER_DROP"
+    ns = {h["netns"] for h in t["hops"]}
+    rin = os.stat(f"/run/netns/{r}").st_ino
+    assert ("netif_receive_skb", "dtr0", rin) in hops(t)  # into the router
+    assert hops(t)[-1][0] == "kfree_skb" and hops(t)[-1][2] == rin  # dropped there
+    assert os.stat(f"/run/netns/{s}").st_ino not in ns  # never reached the server
+
+
+def test_closed_port_on_the_server_crosses_three_namespaces(chain):
+    c, r, s = chain
+    t = trail([c, r, s], lambda: send(c, 9), "udp dst port 9")
+    assert t["reason"] == "NO_SOCKET"
+    inodes = [os.stat(f"/run/netns/{x}").st_ino for x in (c, r, s)]
+    seen = [h["netns"] for h in t["hops"]]
+    assert all(i in seen for i in inodes), hops(t)
+    assert [seen.index(i) for i in inodes] == sorted(seen.index(i) for i in inodes)  # in that order
+    assert ("net_dev_start_xmit", "dtr1", inodes[1]) in hops(t)  # forwarded out of the router
+
+
+def test_a_filter_that_matches_nothing_shows_nothing(lab):
+    if not HAS_BPF_LOOP:
+        pytest.skip("expressions in trail need bpf_loop")
+    with Droptrace("trail", "--json", "--netns", lab.b, "-d", "3", "udp dst port 1", json_events=False) as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", B4, "9")
+        assert dt.wait(60) == 0
+    assert not [ln for ln in dt.stdout if ln.strip()]
+    assert "0 packets shown" in dt.stderr[-1]
+
+
+def test_all_shows_delivered_packets(lab):
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.b, sys.executable, "-c",
+                             "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                             f"s.bind(('{B4}', 5555))\nprint('ready', flush=True)\ns.recv(100)\n"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "ready"
+        t = trail([lab.a, lab.b], lambda: (lab.traffic(lab.a, "udp", B4, "5555"), sink.wait(30)),
+                  "--all", "udp dst port 5555")
+    finally:
+        sink.kill()
+    assert t["verdict"] == "delivered" and t["reason"] is None
+    assert ("netif_receive_skb", IFNAME, lab.inode(lab.b)) in hops(t)

@@ -1,0 +1,98 @@
+"""diagnose's parsers of what host tools print: `ss`, `nft monitor trace`, and the drop's direction."""
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from droptrace.commands.diagnose import Grouper, render
+from droptrace.diagnose import sockets
+from droptrace.diagnose.checks import direction
+from droptrace.diagnose.nfttrace import verdicts
+from droptrace.event import Event
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "nft"
+
+# `ss -H -a -n -p -m -u` as iproute2 6.1 prints it (captured in a namespace of our own)
+SS_UDP = """\
+ESTAB  0      0      127.0.0.1:45867 127.0.0.1:5353 users:(("python3",pid=6983,fd=6))
+\t skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d0)
+UNCONN 1280   0      127.0.0.1:5353    0.0.0.0:*    users:(("python3",pid=6983,fd=3))
+\t skmem:(r1280,rb2304,t0,tb212992,f2816,w0,o0,bl0,d4)
+UNCONN 0      0              *:53            *:*    users:(("python3",pid=6983,fd=4))
+\t skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d0)
+UNCONN 0      0      [fe80::1]%eth0:547   [::]:*  users:(("dhcpd",pid=7,fd=5),("dhcpd",pid=8,fd=5))
+"""
+
+
+def test_ss_sockets_with_memory():
+    got = sockets.parse(SS_UDP, "udp")
+    assert [(s.state, s.addr, s.port) for s in got] == [
+        ("ESTAB", "127.0.0.1", 45867), ("UNCONN", "127.0.0.1", 5353), ("UNCONN", "*", 53),
+        ("UNCONN", "fe80::1", 547)]
+    full = got[1]
+    assert (full.rcvbuf, full.queued, full.drops, full.recv_q) == (2304, 1280, 4, 1280)
+    assert full.owner() == "pid 6983 (python3)" and full.endpoint() == "127.0.0.1:5353/udp"
+    assert got[3].device == "eth0" and got[3].endpoint() == "[fe80::1]%eth0:547/udp"
+    assert got[3].owner() == "pid 7 (dhcpd), pid 8 (dhcpd)"
+
+
+def test_which_socket_accepts_an_address():
+    s = {x.port: x for x in sockets.parse(SS_UDP, "udp")}
+    assert s[53].accepts("10.0.0.2") and s[53].accepts("2001:db8::1")  # dual-stack wildcard
+    assert s[5353].accepts("127.0.0.1") and not s[5353].accepts("10.0.0.2")
+    v4any = sockets.parse("UNCONN 0 0 0.0.0.0:9 0.0.0.0:*\n", "udp")[0]
+    assert v4any.accepts("10.0.0.2") and not v4any.accepts("::1")
+
+
+@given(st.text(max_size=300))
+def test_ss_parser_never_raises(text):
+    for s in sockets.parse(text, "tcp"):
+        assert 0 <= s.port
+
+
+def test_nft_monitor_trace_gives_the_dropping_rule():
+    lines = (DATA / "monitor-trace.txt").read_text().splitlines()
+    got = verdicts(lines)
+    assert got == {("10.9.0.1", "10.9.0.2", 40931, 7777):
+                   "nft trace: table inet filter, chain input: rule `udp dport 7777 counter drop` gave "
+                   "verdict drop"}
+
+
+def test_nft_monitor_trace_policy_drop():
+    lines = ['trace id 1 ip filter input packet: iif "eth0" ip saddr 10.0.0.1 ip daddr 10.0.0.2 '
+             'tcp sport 5 tcp dport 22 tcp flags == syn',
+             "trace id 1 ip filter input policy drop "]
+    want = "nft trace: table ip filter, chain input: the chain's policy gave verdict drop"
+    assert verdicts(lines) == {("10.0.0.1", "10.0.0.2", 5, 22): want}
+
+
+@given(st.lists(st.text(max_size=120), max_size=20))
+def test_trace_parser_never_raises(lines):
+    verdicts(lines)
+
+
+def test_direction_from_the_stack():
+    ev = Event.from_dict({"reason": "NETFILTER_DROP", "location": "nf_hook_slow+0x9c"})
+    assert direction(ev) is None
+    ev.stack = ["nf_hook_slow+0x9c", "ip_local_deliver+0x6e", "ip_rcv_finish+0x1", "ip_rcv+0x2"]
+    assert direction(ev) == "in"
+    ev.stack = ["nf_hook_slow+0x9c", "__ip_local_out+0x10", "ip_send_skb+0x1"]
+    assert direction(ev) == "out"
+
+
+def test_groups_and_text_report():
+    g = Grouper()
+    base = {"reason": "NO_SOCKET", "location": "__udp4_lib_rcv+0x6e", "l3": "ipv4", "l4": "udp",
+            "saddr": "10.0.0.1", "daddr": "10.0.0.2", "dport": 9, "netns": 4026532000, "ifname": "eth0"}
+    g.write([Event.from_dict({**base, "sport": p}) for p in (1000, 1001, 1000)])
+    g.write([Event.from_dict({**base, "dport": 53, "sport": 1})])
+    assert g.total == 4 and len(g.groups) == 2
+    first = max(g.groups.values(), key=lambda x: x.count)
+    assert first.count == 3 and first.flow()["sport"] is None and first.flow()["dport"] == 9
+    report = {"duration": 1.0, "drops": 4, "lost": 0, "group_count": 2, "groups": [{
+        "reason": "NO_SOCKET", "location": first.location, "netns": 4026532000, "netns_name": "lab-b",
+        "ifname": "eth0", "count": 3, "flow": first.flow(), "summary": "no socket",
+        "findings": [{"check": "listeners", "result": "cause", "detail": "nothing listens on port 9/udp"}]}]}
+    text = render(report)
+    assert "[1] NO_SOCKET x3  udp 10.0.0.1 -> 10.0.0.2:9  on eth0 in netns lab-b" in text
+    assert "  !! listeners: nothing listens on port 9/udp" in text
