@@ -31,7 +31,11 @@ static __always_inline bool rate_allows(void)
 		r->second = second;
 		r->count = 0;
 	}
-	if (__sync_fetch_and_add(&r->count, 1) >= cfg.rate_limit) {
+	/* An add without fetch (BPF_XADD) then a read: kernels before 5.12 have no fetching
+	 * atomics. Two CPUs may both pass at the boundary: a second lets through up to one
+	 * event per CPU more than the limit. */
+	__sync_fetch_and_add(&r->count, 1);
+	if (r->count > cfg.rate_limit) {
 		count(DT_STAT_SUPPRESSED);
 		return false;
 	}

@@ -11,7 +11,10 @@ import pytest
 
 from droptrace.lab import B4, GHOST4, IFNAME, OTHER_MAC, SCENARIOS, SPOOF4
 
-from .conftest import SLOWDOWN, Droptrace
+from .conftest import HAS_REASONS, SLOWDOWN, Droptrace
+
+# The checks are chosen by reason; before 5.17 diagnose groups by location (tested apart below).
+needs_reasons = pytest.mark.skipif(not HAS_REASONS, reason="this kernel has no drop reasons")
 
 
 def scenario(name):
@@ -38,6 +41,7 @@ def finding(group, check, result=None):
     return found[0]["detail"]
 
 
+@needs_reasons
 def test_no_socket_nothing_listens(lab):
     group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "9"), ["NO_SOCKET"])
     assert group["flow"]["dport"] == 9 and group["ifname"] == IFNAME
@@ -45,6 +49,7 @@ def test_no_socket_nothing_listens(lab):
 
 
 @pytest.mark.matrix
+@needs_reasons
 def test_no_socket_names_the_socket_bound_elsewhere(lab):
     sink = subprocess.Popen(["ip", "netns", "exec", lab.b, sys.executable, "-m", "droptrace.lab.traffic",
                              "sink", "127.0.0.1", "9999"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -61,6 +66,7 @@ def test_no_socket_names_the_socket_bound_elsewhere(lab):
 
 
 @pytest.mark.matrix
+@needs_reasons
 def test_netfilter_drop_names_the_rule(lab):
     sc = scenario("nft-drop")
     with sc.prepared(lab):
@@ -70,6 +76,7 @@ def test_netfilter_drop_names_the_rule(lab):
     assert "`udp dport 7777 drop` matches" in detail
 
 
+@needs_reasons
 def test_nft_trace_pinpoints_the_rule_and_cleans_up(lab):
     sc = scenario("nft-drop")
     with sc.prepared(lab):
@@ -79,6 +86,7 @@ def test_nft_trace_pinpoints_the_rule_and_cleans_up(lab):
     assert "droptrace_trace" not in lab.run("nft", "list", "tables", ns=lab.b).stdout
 
 
+@needs_reasons
 def test_nft_trace_is_removed_on_sigterm(lab):
     with Droptrace("diagnose", "--netns", lab.b, "--nft-trace", "-d", "600", json_events=False) as dt:
         dt.wait_ready()
@@ -88,6 +96,7 @@ def test_nft_trace_is_removed_on_sigterm(lab):
 
 
 @pytest.mark.matrix
+@needs_reasons
 def test_rp_filter_shows_the_setting_and_the_route_back(lab):
     sc = scenario("rp-filter")
     group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["IP_RPFILTER"])
@@ -97,6 +106,7 @@ def test_rp_filter_shows_the_setting_and_the_route_back(lab):
 
 
 @pytest.mark.matrix
+@needs_reasons
 def test_receive_buffer_names_the_socket_and_its_owner(lab):
     sc = scenario("rcvbuf-full")
     with sc.prepared(lab):
@@ -106,6 +116,7 @@ def test_receive_buffer_names_the_socket_and_its_owner(lab):
     assert "net.core.rmem_max=" in finding(group, "sysctls")
 
 
+@needs_reasons
 def test_failed_neighbour(lab):
     sc = scenario("neigh-failed")
     group, _ = diagnose(lab, lab.a, lambda: sc.provoke(lab), list(sc.reasons))
@@ -113,6 +124,7 @@ def test_failed_neighbour(lab):
     assert GHOST4 in detail and ("FAILED" in detail or "INCOMPLETE" in detail)
 
 
+@needs_reasons
 def test_full_qdisc(lab):
     sc = scenario("qdisc-full")
     with sc.prepared(lab):
@@ -121,6 +133,7 @@ def test_full_qdisc(lab):
     assert "qdisc tbf" in detail and "dropped" in detail
 
 
+@needs_reasons
 def test_otherhost_compares_the_macs(lab):
     sc = scenario("wrong-mac")
     group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["OTHERHOST"])
@@ -128,12 +141,14 @@ def test_otherhost_compares_the_macs(lab):
     assert f"addressed to {OTHER_MAC}" in detail and "not promiscuous" in detail
 
 
+@needs_reasons
 def test_bad_checksum_shows_offloads(lab):
     sc = scenario("udp-bad-checksum")
     group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["UDP_CSUM"])
     assert "rx-checksumming" in finding(group, "offload", "info")
 
 
+@needs_reasons
 def test_anything_else_gets_the_location_and_a_stack(lab):
     sc = scenario("unknown-proto")
     group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["IP_NOPROTO"])
@@ -141,6 +156,7 @@ def test_anything_else_gets_the_location_and_a_stack(lab):
     assert "+0x" in finding(group, "stack")
 
 
+@needs_reasons
 def test_text_report(lab):
     with Droptrace("diagnose", "--netns", lab.b, "--reason", "NO_SOCKET", "-c", "1", "-d",
                    str(int(60 * SLOWDOWN)), json_events=False) as dt:
@@ -158,3 +174,16 @@ def test_bad_arguments():
 
     r = run("diagnose", "-d", "soon")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.matrix
+@pytest.mark.skipif(HAS_REASONS, reason="for kernels without drop reasons")
+def test_without_drop_reasons_groups_by_location(lab):
+    with Droptrace("diagnose", "--json", "--netns", lab.b, "-c", "1", "-d", str(int(60 * SLOWDOWN)),
+                   "udp dst port 9", json_events=False) as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", B4, "9")
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    group = json.loads("".join(dt.stdout))["groups"][0]
+    assert group["reason"] is None and "no drop reason" in group["summary"]
+    assert group["flow"]["dport"] == 9 and finding(group, "location").startswith("dropped at ")

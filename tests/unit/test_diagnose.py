@@ -96,3 +96,11 @@ def test_groups_and_text_report():
     text = render(report)
     assert "[1] NO_SOCKET x3  udp 10.0.0.1 -> 10.0.0.2:9  on eth0 in netns lab-b" in text
     assert "  !! listeners: nothing listens on port 9/udp" in text
+
+
+def test_tc_stats_numbers():
+    from droptrace.diagnose.checks import _number_after
+
+    line = "Sent 4240 bytes 4 pkt (dropped 46, overlimits 50 requeues 0)"
+    assert _number_after(line, "dropped") == 46 and _number_after(line, "overlimits") == 50
+    assert _number_after("nothing here", "dropped") == 0

@@ -42,6 +42,7 @@ Subcommands:
   droptrace exporter drop counters for Prometheus (/metrics)
   droptrace explain  what a drop reason means and what to check
   droptrace diagnose watch drops, then inspect the host where they happen
+  droptrace trail    the path each dropped packet took before it was dropped
 """
 
 

@@ -296,7 +296,8 @@ def _word_after(text: str, word: str) -> Optional[str]:
 
 
 def _number_after(text: str, word: str) -> int:
-    w = _word_after(text.replace(",", " "), word)
+    """`tc -s` prints "(dropped 45, overlimits 0 ...)": the number after a word, 0 if none."""
+    w = _word_after(text.replace(",", " ").replace("(", " ").replace(")", " "), word)
     return int(w) if w and w.isdigit() else 0
 
 
