@@ -95,7 +95,6 @@ def test_nft_trace_is_removed_on_sigterm(lab):
     assert "droptrace_trace" not in lab.run("nft", "list", "tables", ns=lab.b).stdout
 
 
-@pytest.mark.matrix
 @needs_reasons
 def test_rp_filter_shows_the_setting_and_the_route_back(lab):
     sc = scenario("rp-filter")
@@ -105,7 +104,6 @@ def test_rp_filter_shows_the_setting_and_the_route_back(lab):
     assert f"ip route add {SPOOF4}/32 dev {IFNAME}" in finding(group, "what would change it")
 
 
-@pytest.mark.matrix
 @needs_reasons
 def test_receive_buffer_names_the_socket_and_its_owner(lab):
     sc = scenario("rcvbuf-full")

@@ -144,7 +144,6 @@ def test_prometheus_sees_exactly_the_drops_provoked(lab, exporter, prometheus):
     assert got[key] - before == n
 
 
-@pytest.mark.matrix
 def test_series_are_capped_and_sums_stay_exact(lab, exporter):
     """Distinct ports past --max-series fold into `other`; sum by reason is still exact."""
     dt, url = exporter("--labels", "reason,netns,dport", "--max-series", "50", "--reason", "NO_SOCKET")

@@ -97,3 +97,20 @@ def test_kernel_without_drop_reasons_shows_locations(lab, tmp_path):
         assert any("locations only" in ln for ln in dt.stderr)
     r = run("--reason", "NO_SOCKET", env=env)
     assert r.returncode == 1 and "no drop reasons" in r.stderr
+
+
+@pytest.mark.skipif(not HAS_REASONS, reason="this kernel has no drop reasons")
+def test_reason_names_from_btf_agree_with_the_tracepoint():
+    """On each kernel of the matrix: the names droptrace reads from BTF are the tracepoint's own
+    (its print fmt), value by value, and every one has an explanation."""
+    from pathlib import Path
+
+    from droptrace.explain import catalogue
+    from droptrace.kernel import btf, reasons, tracefs
+
+    r = reasons.from_btf(btf.read("/sys/kernel/btf/vmlinux"))
+    fmt = tracefs.parse_format(Path(tracefs.require(), tracefs.EVENT).read_text())
+    t = reasons.from_print_fmt(fmt.print_fmt)
+    assert t.names and {v: r.name(v) for v in t.names} == t.names
+    assert not [n for n in r.names.values() if n not in catalogue() and n not in ("NOT_DROPPED_YET",
+                                                                                    "CONSUMED")]

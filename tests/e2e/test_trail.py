@@ -10,8 +10,7 @@ from droptrace.lab import A4, B4, IFNAME, SCENARIOS
 
 from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace
 
-pytestmark = [pytest.mark.matrix,
-              pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")]
+pytestmark = pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")
 WAIT = str(int(60 * SLOWDOWN))
 
 
@@ -33,6 +32,7 @@ def hops(t):
     return [(h["hook"], h["ifname"], h["netns"]) for h in t["hops"]]
 
 
+@pytest.mark.matrix
 def test_closed_port_over_veth(lab):
     a, b = lab.inode(lab.a), lab.inode(lab.b)
     t = trail([lab.a, lab.b], lambda: lab.traffic(lab.a, "udp", B4, "9"), "udp dst port 9")
@@ -47,6 +47,7 @@ def test_closed_port_over_veth(lab):
     assert times == sorted(times)
 
 
+@pytest.mark.matrix
 def test_full_qdisc_shows_the_queueing_and_the_drop(lab):
     sc = next(s for s in SCENARIOS if s.name == "qdisc-full")
     with sc.prepared(lab):
@@ -95,6 +96,7 @@ def send(ns, port):
                     "10.77.2.2", str(port)], check=True)
 
 
+@pytest.mark.matrix
 def test_forward_drop_in_the_router(chain):
     c, r, s = chain
     t = trail([c, r, s], lambda: send(c, 7777), "udp dst port 7777")
@@ -106,6 +108,7 @@ def test_forward_drop_in_the_router(chain):
     assert os.stat(f"/run/netns/{s}").st_ino not in ns  # never reached the server
 
 
+@pytest.mark.matrix
 def test_closed_port_on_the_server_crosses_three_namespaces(chain):
     c, r, s = chain
     t = trail([c, r, s], lambda: send(c, 9), "udp dst port 9")

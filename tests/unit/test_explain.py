@@ -21,7 +21,7 @@ def names_of(version: str):
     return reasons.from_print_fmt(fmt.print_fmt).all_names()
 
 
-@pytest.mark.parametrize("version", ["6.1", "6.18"])
+@pytest.mark.parametrize("version", ["6.1", "6.12", "6.18"])
 def test_every_reason_of_the_kernel_has_an_entry(version):
     missing = [n for n in names_of(version).values() if n not in catalogue()]
     assert not missing, f"no entry written for {missing}"

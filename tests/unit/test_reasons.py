@@ -138,3 +138,12 @@ def test_print_fmt_of_6_1_numbers_differ_names_agree():
     new = reasons.from_print_fmt(tracefs.parse_format(
         (DATA / "kfree_skb-6.18.format").read_text()).print_fmt)
     assert new.value("NO_SOCKET") == 3
+
+
+def test_print_fmt_of_6_12_names_are_a_subset_of_6_18():
+    """Debian's 6.12 LTS (saved from the VM of the kernel matrix): its names, by name, all exist
+    on 6.18, at values that may differ."""
+    old = reasons.from_print_fmt(tracefs.parse_format((DATA / "kfree_skb-6.12.format").read_text()).print_fmt)
+    new = reasons.from_print_fmt(tracefs.parse_format((DATA / "kfree_skb-6.18.format").read_text()).print_fmt)
+    assert old.value("NO_SOCKET") == 3 and "NO_SOCKET" in old.all_names().values()
+    assert set(old.all_names().values()) <= set(new.all_names().values())
