@@ -131,16 +131,21 @@ def test_a_filter_that_matches_nothing_shows_nothing(lab):
     assert "0 packets shown" in dt.stderr[-1]
 
 
-def test_all_shows_delivered_packets(lab):
-    sink = subprocess.Popen(["ip", "netns", "exec", lab.b, sys.executable, "-c",
-                             "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                             f"s.bind(('{B4}', 5555))\nprint('ready', flush=True)\ns.recv(100)\n"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout.readline().strip() == "ready"
-        t = trail([lab.a, lab.b], lambda: (lab.traffic(lab.a, "udp", B4, "5555"), sink.wait(30)),
-                  "--all", "udp dst port 5555")
-    finally:
-        sink.kill()
-    assert t["verdict"] == "delivered" and t["reason"] is None
-    assert ("netif_receive_skb", IFNAME, lab.inode(lab.b)) in hops(t)
+ECHO = ("import socket, struct\n"
+        "def csum(b):\n"
+        "    s = sum(struct.unpack('!' + 'H' * (len(b) // 2), b))\n"
+        "    s = (s >> 16) + (s & 0xffff)\n"
+        "    return ~(s + (s >> 16)) & 0xffff\n"
+        "body = struct.pack('!BBHHH', 8, 0, 0, 0x4454, 1) + b'droptrace'\n"
+        "pkt = body[:2] + struct.pack('!H', csum(body + b'\\0')) + body[4:]\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n"
+        "s.sendto(pkt, (DST, 0))\n")
+
+
+def test_all_shows_a_consumed_packet(lab):
+    """--all: an ICMP echo request, consumed by B's ICMP code once answered (consume_skb)."""
+    t = trail([lab.a, lab.b], lambda: lab.run(sys.executable, "-c", ECHO.replace("DST", repr(B4)), ns=lab.a),
+              "--all", "icmp[icmptype] == icmp-echo")
+    assert t["verdict"] == "consumed" and t["reason"] is None and t["l4"] == "icmp"
+    h = hops(t)
+    assert ("netif_receive_skb", IFNAME, lab.inode(lab.b)) in h and h[-1][0] == "consume_skb"

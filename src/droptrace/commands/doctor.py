@@ -66,6 +66,19 @@ def checks() -> Tuple[List[Check], List[str]]:
                 "pass crosses the ring buffer; not with top or the exporter (they count in the kernel)")
     add("filter expressions", expressions)
 
+    def trail_steps() -> str:
+        from ..kernel.contract import OBJECT_TRAIL, contract
+        from ..kernel.trail import hooks, pointer_arguments
+
+        if not os.path.exists(BTF_PATH):
+            raise DroptraceError("not available: it needs kernel BTF")
+        names = list(hooks(contract(OBJECT_TRAIL).const).values())
+        found = pointer_arguments(btfmod.read(BTF_PATH, types=True), names, "sk_buff")
+        missing = [n for n in names if found[n] is None]
+        return f"{len(names) - len(missing)} of {len(names)} steps have a tracepoint with the skb" + (
+            f" (not: {', '.join(missing)})" if missing else "")
+    add("trail", trail_steps)
+
     working: List[str] = []
     for hook in HOOKS:
         if not root:

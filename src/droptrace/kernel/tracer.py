@@ -296,22 +296,36 @@ class Tracer:
         return [(key.unpack(k), *self.aggregate_value(v)) for k, v in self.aggregate_items()]
 
     def aggregate_items(self) -> Iterator[Tuple[bytes, bytes]]:
-        """The raw (key, value) pairs of the in-kernel count map, read in batches."""
+        """The raw (key, value) pairs of the in-kernel count map, read in batches; a value holds one
+        copy of struct dt_agg_val per possible CPU (the map is per CPU)."""
         if self._obj is None:
             return iter(())
-        key, val = self.bpf.struct("dt_agg_key"), self.bpf.struct("dt_agg_val")
-        return self._obj.map("agg").items(key.size, val.size)
+        key = self.bpf.struct("dt_agg_key")
+        return self._obj.map("agg").items(key.size, self._agg_value_size())
+
+    def _agg_value_size(self) -> int:
+        one = (self.bpf.struct("dt_agg_val").size + 7) // 8 * 8  # the kernel pads each copy to 8
+        return one * libbpf.num_possible_cpus()
 
     def aggregate_value(self, raw: bytes) -> Tuple[int, int, str]:
-        """(count, bytes, ifname) of one raw value of the count map."""
-        fields = self.bpf.struct("dt_agg_val").unpack(raw)
-        return fields["count"], fields["bytes"], fields["ifname"].split(b"\0", 1)[0].decode(errors="replace")
+        """(count, bytes, ifname) of one raw value of the count map: the CPUs' copies summed."""
+        val = self.bpf.struct("dt_agg_val")
+        step = (val.size + 7) // 8 * 8
+        count = nbytes = 0
+        ifname = b""
+        for at in range(0, len(raw) - val.size + 1, step):
+            fields = val.unpack(raw[at:at + val.size])
+            count += fields["count"]
+            nbytes += fields["bytes"]
+            if not ifname and fields["ifname"][:1] != b"\0":
+                ifname = fields["ifname"]
+        return count, nbytes, ifname.split(b"\0", 1)[0].decode(errors="replace")
 
     def forget_aggregate(self, raw_key: bytes) -> Optional[Tuple[int, int]]:
         """Delete one key from the count map; its last (count, bytes), or None if it was gone."""
         if self._obj is None:
             return None
-        raw = self._obj.map("agg").pop(raw_key, self.bpf.struct("dt_agg_val").size)
+        raw = self._obj.map("agg").pop(raw_key, self._agg_value_size())
         return None if raw is None else self.aggregate_value(raw)[:2]
 
     # -- teardown ------------------------------------------------------
