@@ -3,8 +3,8 @@
  *
  * Every program here is a raw tracepoint on one networking step (enum dt_hook). The skb is
  * the key: the first time droptrace sees one, the filters run (namespace, device, mark, the
- * tcpdump expression) and a trail is created, or the skb is remembered as rejected; every
- * later step costs one map lookup and, for a tracked skb, one hop written in place. When
+ * tcpdump expression) and a trail is created, or the skb is remembered as rejected (per CPU);
+ * every later step costs one map lookup and, for a tracked skb, one hop written in place. When
  * the skb is freed, skb:kfree_skb ends its trail as dropped (emitted), skb:consume_skb as
  * consumed (emitted only with cfg.trail_all). A clone or copy is a new skb, seen anew.
  * Which argument is the skb differs between tracepoints and kernels: user space reads it
@@ -22,21 +22,34 @@ char LICENSE[] SEC("license") = "GPL";
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
 
-/* skb address -> its trail */
+/* skb address -> its trail. An LRU with a list per CPU (BPF_F_NO_COMMON_LRU): skbs freed where
+ * no tracepoint is (6.18 defers the free of a skb read by a socket) leave their trails here
+ * until evicted, and a shared LRU list would serialise every CPU on its lock under load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(map_flags, 2 /* BPF_F_NO_COMMON_LRU */);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct dt_trail);
 } trails SEC(".maps");
 
-/* skb address -> when it was last seen: skbs the filters rejected, so they run once */
+/* The skbs the filters rejected lately on this CPU, so the filters run once per packet: a
+ * per-CPU ring, not a shared map, as every packet on the host may land here (a packet that moves
+ * to another CPU is filtered again there, with the same answer). */
+#define REJECT_SLOTS 16
+struct dt_rejects {
+	__u64 skb[REJECT_SLOTS];
+	__u64 ts[REJECT_SLOTS];
+	__u32 next;
+	__u32 _pad;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, __u64);
-} rejected SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_rejects);
+} rejects SEC(".maps");
 
 /* A zeroed trail to create entries from (too big for the stack). */
 struct {
@@ -105,35 +118,76 @@ static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, str
 	t->last_ns = now;
 }
 
-/* The trail of this skb, created if the filters want it; NULL if not tracked. */
-static __always_inline struct dt_trail *track(struct sk_buff *skb, struct net_device *dev, __u32 netns,
-					      __u64 now)
+static __always_inline struct dt_rejects *rejects_here(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rejects, &zero);
+}
+
+static __always_inline bool rejected_lately(struct dt_rejects *r, __u64 key, __u64 now)
+{
+	if (!r)
+		return false;
+#pragma unroll
+	for (int i = 0; i < REJECT_SLOTS; i++)
+		if (r->skb[i] == key && now - r->ts[i] <= cfg.trail_gap_ns)
+			return true;
+	return false;
+}
+
+static __always_inline void remember_rejected(struct dt_rejects *r, __u64 key, __u64 now)
+{
+	if (!r)
+		return;
+	__u32 i = r->next++ & (REJECT_SLOTS - 1);
+	r->skb[i] = key;
+	r->ts[i] = now;
+}
+
+static __always_inline void forget_rejected(struct dt_rejects *r, __u64 key)
+{
+	if (!r)
+		return;
+#pragma unroll
+	for (int i = 0; i < REJECT_SLOTS; i++)
+		if (r->skb[i] == key)
+			r->skb[i] = 0;
+}
+
+/* The trail of this skb: the one tracked (if it is not an earlier packet's at a reused
+ * address), else a new one if the filters want the skb; NULL if not tracked. Device and
+ * namespace are read only past the cheap lookups: every packet on the host comes here. */
+static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, struct sk_buff *skb,
+					      __u64 now, struct net_device **dev, __u32 *netns)
 {
 	__u64 key = (__u64)skb;
 	struct dt_trail *t = bpf_map_lookup_elem(&trails, &key);
 
 	if (t) {
 		if (now - t->last_ns <= cfg.trail_gap_ns)
-			return t;
+			goto found;
 		bpf_map_delete_elem(&trails, &key); /* an earlier packet's: the address was reused */
-	} else {
-		__u64 *seen = bpf_map_lookup_elem(&rejected, &key);
-		if (seen && now - *seen <= cfg.trail_gap_ns) {
-			*seen = now;
-			return NULL;
-		}
 	}
-	if (!wanted(skb, dev, netns)) {
-		bpf_map_update_elem(&rejected, &key, &now, BPF_ANY);
+	struct dt_rejects *r = rejects_here();
+	if (rejected_lately(r, key, now))
+		return NULL;
+	*dev = dev_of(args, hook, skb);
+	*netns = netns_of(*dev, skb);
+	if (!wanted(skb, *dev, *netns)) {
+		remember_rejected(r, key, now);
 		return NULL;
 	}
 	__u32 zero = 0;
 	struct dt_trail *b = bpf_map_lookup_elem(&blank, &zero);
 	if (!b)
 		return NULL;
-	bpf_map_delete_elem(&rejected, &key);
 	bpf_map_update_elem(&trails, &key, b, BPF_ANY);
 	return bpf_map_lookup_elem(&trails, &key);
+found:
+	*dev = dev_of(args, hook, skb);
+	*netns = netns_of(*dev, skb);
+	return t;
 }
 
 static __always_inline int on_hop(__u64 *args, enum dt_hook hook)
@@ -141,10 +195,10 @@ static __always_inline int on_hop(__u64 *args, enum dt_hook hook)
 	struct sk_buff *skb = skb_of(args, hook);
 	if (!skb)
 		return 0;
-	struct net_device *dev = dev_of(args, hook, skb);
-	__u32 netns = netns_of(dev, skb);
+	struct net_device *dev = NULL;
+	__u32 netns = 0;
 	__u64 now = bpf_ktime_get_ns();
-	struct dt_trail *t = track(skb, dev, netns, now);
+	struct dt_trail *t = track(args, hook, skb, now, &dev, &netns);
 	if (t)
 		add_hop(t, skb, dev, netns, hook, now);
 	return 0;
@@ -158,18 +212,23 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	if (!skb)
 		return 0;
 	__u64 key = (__u64)skb;
-	bool emit = verdict == DT_VERDICT_DROPPED || cfg.trail_all;
-	struct dt_trail *t = NULL;
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	__u32 netns = netns_of(dev, skb);
-	__u64 now = bpf_ktime_get_ns();
+	bool emit = verdict == DT_VERDICT_DROPPED ? (!cfg.has_reason || reason_wanted(reason)) : cfg.trail_all;
 
-	if (emit && (verdict != DT_VERDICT_DROPPED || !cfg.has_reason || reason_wanted(reason)))
-		t = track(skb, dev, netns, now);
-	else
-		t = bpf_map_lookup_elem(&trails, &key);
-	if (!t || !emit || (verdict == DT_VERDICT_DROPPED && cfg.has_reason && !reason_wanted(reason)))
-		goto forget;
+	if (!emit) {
+		/* most frees on the host: a lookup, and a delete only for a tracked skb */
+		if (bpf_map_lookup_elem(&trails, &key))
+			bpf_map_delete_elem(&trails, &key);
+		forget_rejected(rejects_here(), key);
+		return 0;
+	}
+	struct net_device *dev = NULL;
+	__u32 netns = 0;
+	__u64 now = bpf_ktime_get_ns();
+	struct dt_trail *t = track(args, hook, skb, now, &dev, &netns);
+	if (!t) {
+		forget_rejected(rejects_here(), key);
+		return 0;
+	}
 	add_hop(t, skb, dev, netns, hook, now);
 
 	struct dt_trail_event *te = bpf_ringbuf_reserve(&events, sizeof(*te), 0);
@@ -188,7 +247,6 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	count(DT_STAT_EMITTED);
 forget:
 	bpf_map_delete_elem(&trails, &key);
-	bpf_map_delete_elem(&rejected, &key);
 	return 0;
 }
 
