@@ -12,12 +12,15 @@ from droptrace.options import HOOKS
 from .conftest import HAS_REASONS, SLOWDOWN, Droptrace
 
 
-def matcher(scenario):
-    """The scenario's expectations on this kernel: before 5.17 the reason is null, and the
-    location and the packet's fields must still be right."""
+def matcher(scenario, lab):
+    """The scenario's expectations on this kernel, in its namespace: before 5.17 the reason is null,
+    and the location and the packet's fields must still be right (the namespace then tells apart
+    drops of the same packet, e.g. a full qdisc in A from what got through to B)."""
+    ns = lab.inode(scenario.netns(lab))
     if HAS_REASONS:
-        return scenario.matches
-    return lambda e: e.get("reason") is None and all(e.get(k) == v for k, v in scenario.expect.items())
+        return lambda e: e.get("netns") == ns and scenario.matches(e)
+    return lambda e: (e.get("netns") == ns and e.get("reason") is None
+                      and all(e.get(k) == v for k, v in scenario.expect.items()))
 
 
 def check_event(lab, scenario, event):
@@ -38,7 +41,7 @@ def test_scenario_is_reported(lab, scenario, hook):
                                                     str(int(60 * SLOWDOWN))) as dt:
         dt.wait_ready()
         scenario.provoke(lab)
-        event = dt.find(matcher(scenario))
+        event = dt.find(matcher(scenario, lab))
         assert event is not None, (
             f"no {'/'.join(scenario.reasons)} event matching {scenario.expect}; saw {dt.seen}")
         assert dt.stop() == 0
@@ -63,7 +66,7 @@ def test_every_scenario_on_every_hook_at_once(lab):
             with scenario.prepared(lab):
                 scenario.provoke(lab)
                 for hook, dt in tracers.items():
-                    event = dt.find(matcher(scenario))
+                    event = dt.find(matcher(scenario, lab))
                     if event is None:
                         missed.append(f"{scenario.name} on {hook}")
                     else:
