@@ -2,7 +2,7 @@
 tracepoint's arguments is the skb.
 
 Which tracepoints exist, and where the skb is among their arguments, differ between kernels
-(udp_fail_queue_rcv_skb gained its skb in 6.10; icmp_send appeared in 6.8): both are read from
+(udp_fail_queue_rcv_skb has carried its skb only lately; icmp_send is recent): both are read from
 the running kernel's BTF, whose `btf_trace_<name>` typedefs give each raw tracepoint's
 prototype. A step this kernel lacks is left out and said once.
 """
