@@ -7,6 +7,7 @@ prefix optional, SUBSYS:NAME, or this kernel's number) to that text and to the k
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -75,7 +76,7 @@ def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
     drop reasons on this kernel). Raises UnknownReason for a name nobody knows."""
     text = name.strip()
     by_name = {n.upper(): v for v, n in (name_of or {}).items()}
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: str.isdigit() also takes "²"
         if not name_of or int(text) not in name_of:
             raise UnknownReason(f"no drop reason {text} on this kernel; `droptrace explain` lists them")
         key = name_of[int(text)].upper()
