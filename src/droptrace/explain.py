@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .errors import DroptraceError
-from .kernel.reasons import Reasons, normalise
+from .kernel.reasons import normalise
 
 
 class UnknownReason(DroptraceError):
@@ -122,8 +122,4 @@ def summary(name: str) -> Optional[str]:
     return None if entry is None else str(entry["summary"])
 
 
-def kernel_names(reasons: Optional[Reasons]) -> Optional[Dict[int, str]]:
-    return None if reasons is None else reasons.all_names()
-
-
-__all__ = ["Explanation", "UnknownReason", "explain", "listing", "summary", "catalogue", "kernel_names"]
+__all__ = ["Explanation", "UnknownReason", "explain", "listing", "summary", "catalogue"]

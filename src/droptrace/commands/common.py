@@ -38,6 +38,11 @@ def arg(parse: Callable[..., Any]) -> Callable[[str], Any]:
 
 
 positive_int = arg(opt.count)
+
+
+def positive(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 up, errors naming the flag `what`."""
+    return arg(lambda text: opt.int_in(text, what, 1, 1 << 31))
 seconds = arg(opt.seconds)
 
 

@@ -16,7 +16,7 @@ from ..event import Event, dumps
 from ..explain import summary
 from ..formats.out import Output
 from ..kernel.tracer import Tracer
-from .common import Parser, add_trace_options, arg, eprint, options, trace_loop
+from .common import Parser, add_trace_options, arg, eprint, options, positive, trace_loop
 
 DEFAULT_SECONDS = 10.0
 MAX_GROUPS_KEPT = 10000  # distinct groups remembered while watching; more are counted apart
@@ -123,22 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Read-only unless --nft-trace."))
     p.add_argument("-d", "--duration", type=arg(seconds), default=DEFAULT_SECONDS, metavar="SECONDS",
                    help=f"how long to watch (default {DEFAULT_SECONDS:g}; Ctrl-C ends it sooner)")
-    p.add_argument("-c", "--count", type=arg(lambda t: _positive(t, "-c")), metavar="N",
+    p.add_argument("-c", "--count", type=positive("-c"), metavar="N",
                    help="stop watching after N drops")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the text report")
-    p.add_argument("--max-groups", type=arg(lambda t: _positive(t, "--max-groups")), default=10,
+    p.add_argument("--max-groups", type=positive("--max-groups"), default=10,
                    metavar="N", help="inspect the N largest groups (default 10)")
     p.add_argument("--nft-trace", action="store_true",
                    help="pinpoint the nft rule with nft tracing: adds a table in each namespace watched "
                    "(--netns) for the watch, removed on exit, Ctrl-C or SIGTERM")
     add_trace_options(p)
     return p
-
-
-def _positive(text: str, what: str) -> int:
-    from ..options import int_in
-
-    return int_in(text, what, 1, 1 << 31)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -22,7 +22,7 @@ from .. import __version__
 from ..convert import describe_aggregate
 from ..errors import UsageError
 from ..kernel.tracer import Tracer
-from .common import Parser, add_trace_options, announce, arg, eprint, options, stop_requested
+from .common import Parser, add_trace_options, announce, arg, eprint, options, positive, stop_requested
 
 LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
 DEFAULT_LABELS = ("reason", "netns", "ifname")
@@ -244,25 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=arg(label_list), default=DEFAULT_LABELS, metavar="LIST",
                    help=f"labels of the drop counters (default {','.join(DEFAULT_LABELS)}; also "
                    f"{', '.join(n for n in LABELS if n not in DEFAULT_LABELS)})")
-    p.add_argument("--max-series", type=arg(lambda t: _positive(t, "--max-series")),
+    p.add_argument("--max-series", type=positive("--max-series"),
                    default=DEFAULT_MAX_SERIES, metavar="N",
                    help=f"label sets at most; new ones past N are folded into '{OTHER}' (default "
                    f"{DEFAULT_MAX_SERIES})")
-    p.add_argument("--ephemeral-from", type=arg(lambda t: _positive(t, "--ephemeral-from")),
+    p.add_argument("--ephemeral-from", type=positive("--ephemeral-from"),
                    default=EPHEMERAL_FROM, metavar="PORT",
                    help=f"dport label: ports from here up read 'ephemeral' (default {EPHEMERAL_FROM})")
-    p.add_argument("--forget-after", type=arg(lambda t: _positive(t, "--forget-after")),
+    p.add_argument("--forget-after", type=positive("--forget-after"),
                    default=int(FORGET_AFTER), metavar="SECONDS",
                    help=f"delete a kernel map key idle this long, keeping its counts in its series, so "
                    f"churn does not fill the map (default {int(FORGET_AFTER)})")
     add_trace_options(p)
     return p
-
-
-def _positive(text: str, what: str) -> int:
-    from ..options import int_in
-
-    return int_in(text, what, 1, 1 << 31)
 
 
 def main(argv: Sequence[str]) -> int:

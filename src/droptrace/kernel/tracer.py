@@ -38,6 +38,9 @@ RECORD_BATCH = 4096  # records read from the ring per batch: bounds memory per w
 class Tracer:
     """One tracing session: start(), then poll() for events, then close()."""
 
+    # the object to load, and its build without bpf_loop (kernels before 5.17)
+    OBJECTS = (OBJECT, OBJECT_NOLOOP)
+
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.hook: Optional[str] = None
@@ -46,7 +49,7 @@ class Tracer:
         self.has_reason = False
         self.btf = os.path.exists(BTF_PATH)
         self.limits: List[str] = []  # what this host cannot show, said once at start
-        self.object = OBJECT if self.btf else OBJECT_NOBTF
+        self.object = self.OBJECTS[0] if self.btf else OBJECT_NOBTF
         self.bpf: Contract = contract()  # layouts and constants: droptrace.h, as compiled
         self._obj: Optional[libbpf.Object] = None
         self._links: List[libbpf.Link] = []
@@ -86,7 +89,7 @@ class Tracer:
             if self.has_reason:
                 self.reasons = reasons.from_btf(kbtf)
             if not has_bpf_loop(kbtf):
-                self.object = OBJECT_NOLOOP
+                self.object = self.OBJECTS[1]
                 if self._filter and o.aggregate:
                     raise DroptraceError("a filter expression cannot be used to count in the kernel here: "
                                          "this kernel has no bpf_loop (5.17+); filter with --reason, "

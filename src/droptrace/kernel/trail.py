@@ -66,6 +66,8 @@ class Hop:
 class TrailTracer(Tracer):
     """The drop tracer's loader and ring buffer, with trail.bpf.o's programs: all that exist here."""
 
+    OBJECTS = (OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP)
+
     def __init__(self, opts, every: bool = False) -> None:  # type: ignore[no-untyped-def]
         super().__init__(opts)
         self.every = every
@@ -84,7 +86,6 @@ class TrailTracer(Tracer):
         if self.opts.filter and not loop:
             raise DroptraceError("trail evaluates the filter expression in the kernel, where it first sees "
                                  "a packet: this needs bpf_loop (5.17+); filter with --netns, -i or --mark")
-        self.object = OBJECT_TRAIL if loop else OBJECT_TRAIL_NOLOOP
         self._skb_args = pointer_arguments(kbtf, list(self._hooks.values()), "sk_buff")
         self._dev_args = pointer_arguments(kbtf, list(self._hooks.values()), "net_device")
         self.missing = [n for n, i in self._skb_args.items() if i is None]
@@ -94,8 +95,7 @@ class TrailTracer(Tracer):
         if self._skb_args.get("kfree_skb") is None:
             raise DroptraceError("this kernel has no skb:kfree_skb raw tracepoint")
         self.opts.hook = "raw_tp"
-        super().start()
-        self.object = OBJECT_TRAIL if loop else OBJECT_TRAIL_NOLOOP
+        super().start()  # picks OBJECTS[1] where the kernel has no bpf_loop
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
         names = []
