@@ -1,6 +1,9 @@
 /* ==== In-kernel counting: `droptrace top` ===========================
  * Each drop adds to a hash map keyed by reason, location, namespace,
- * interface and (with cfg.agg_flows) the flow. Nothing crosses to user space
+ * interface and (with cfg.agg_flows) the flow. Without flows, user space sets
+ * the map's key size to the flow-less prefix of struct dt_agg_key (up to saddr),
+ * so the kernel hashes and compares a third of the bytes, and the packet's
+ * headers are not read at all. Nothing crosses to user space
  * per drop. When the map is full a new flow is folded into its flow-less key,
  * so per-reason counts stay exact. The map is per CPU: each CPU adds to its own
  * copy of a key's counts, with no atomic instruction and no cache line bouncing
@@ -23,61 +26,63 @@ struct {
 	__type(value, struct dt_agg_val);
 } agg SEC(".maps");
 
-/* Fill the flow part of an aggregation key from the network header. */
-static __always_inline void agg_flow(struct dt_agg_key *k, struct sk_buff *skb)
+/* Fill the flow part of an aggregation key from the network header, read in one go: 64 bytes
+ * cover an IPv4 header with the most options or an IPv6 header, and the ports after either.
+ * (A header near the end of its page may not have 64 readable bytes after it: then 44, the
+ * ports behind an IPv6 or option-less IPv4 header.) */
+static __always_inline void agg_flow(struct dt_agg_key *k, struct sk_buff *skb, bool direct)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u32 net = BPF_CORE_READ(skb, network_header);
-	__u8 vhl = 0;
+	unsigned char *head = DT_RD(direct, skb, head);
+	__u32 net = DT_RD(direct, skb, network_header);
+	__u8 h[64] = {};
+	__u32 got = sizeof(h), l4off;
 
 	if (net == DT_OFF_UNSET)
 		return;
-	unsigned char *ip = head + net;
-	bpf_probe_read_kernel(&vhl, 1, ip);
-	__u32 l4off;
-	if ((vhl >> 4) == 4 && k->l3proto == 0x0800) {
-		bpf_probe_read_kernel(&k->l4proto, 1, ip + 9);
-		bpf_probe_read_kernel(k->saddr, 4, ip + 12);
-		bpf_probe_read_kernel(k->daddr, 4, ip + 16);
-		__u16 frag = 0;
-		bpf_probe_read_kernel(&frag, 2, ip + 6);
-		if (dt_ntohs(frag) & 0x1fff)
-			goto done;
-		l4off = (vhl & 0xf) * 4;
-	} else if ((vhl >> 4) == 6 && k->l3proto == 0x86dd) {
-		bpf_probe_read_kernel(&k->l4proto, 1, ip + 6);
-		bpf_probe_read_kernel(k->saddr, 16, ip + 8);
-		bpf_probe_read_kernel(k->daddr, 16, ip + 24);
+	if (bpf_probe_read_kernel(h, sizeof(h), head + net)) {
+		got = 44;
+		if (bpf_probe_read_kernel(h, 44, head + net))
+			return;
+	}
+	if ((h[0] >> 4) == 4 && k->l3proto == 0x0800) {
+		k->l4proto = h[9];
+		__builtin_memcpy(k->saddr, h + 12, 4);
+		__builtin_memcpy(k->daddr, h + 16, 4);
+		if (((h[6] << 8) | h[7]) & 0x1fff) { /* a later fragment: no ports */
+			k->has_flow = DT_FLOW_ADDRS;
+			return;
+		}
+		l4off = (h[0] & 0xf) * 4;
+	} else if ((h[0] >> 4) == 6 && k->l3proto == 0x86dd) {
+		k->l4proto = h[6];
+		__builtin_memcpy(k->saddr, h + 8, 16);
+		__builtin_memcpy(k->daddr, h + 24, 16);
 		l4off = 40;
 	} else {
 		return;
 	}
-	if (dt_carries_ports(k->l4proto)) {
-		__u16 ports[2] = {};
-		bpf_probe_read_kernel(ports, sizeof(ports), ip + l4off);
-		k->sport = dt_ntohs(ports[0]);
-		k->dport = dt_ntohs(ports[1]);
-		k->has_flow = DT_FLOW_ADDRS | DT_FLOW_PORTS;
-		return;
-	}
-done:
 	k->has_flow = DT_FLOW_ADDRS;
+	l4off &= 0x3c; /* a multiple of 4, at most 60: the verifier sees the bound */
+	if (dt_carries_ports(k->l4proto) && l4off + 4 <= got) {
+		k->sport = (h[l4off] << 8) | h[l4off + 1];
+		k->dport = (h[l4off + 2] << 8) | h[l4off + 3];
+		k->has_flow = DT_FLOW_ADDRS | DT_FLOW_PORTS;
+	}
 }
 
 static __always_inline void aggregate(struct sk_buff *skb, struct net_device *dev, __u64 location,
-				      __u32 reason, __u32 netns, __u32 ifindex)
+				      __u32 reason, __u32 netns, __u32 ifindex, bool direct)
 {
 	struct dt_agg_key k = {};
 	struct dt_agg_val zero = {}, *v;
-	__u64 len = BPF_CORE_READ(skb, len);
 
 	k.location = location;
 	k.reason = reason;
 	k.netns = netns;
 	k.ifindex = ifindex;
-	k.l3proto = dt_ntohs(BPF_CORE_READ(skb, protocol));
+	k.l3proto = dt_ntohs(DT_RD(direct, skb, protocol));
 	if (cfg.agg_flows)
-		agg_flow(&k, skb);
+		agg_flow(&k, skb, direct);
 	v = bpf_map_lookup_elem(&agg, &k);
 	if (!v) {
 		if (dev)
@@ -95,7 +100,7 @@ static __always_inline void aggregate(struct sk_buff *skb, struct net_device *de
 		}
 	}
 	v->count += 1;  /* this CPU's copy: nothing else writes it while this program runs */
-	v->bytes += len;
+	v->bytes += DT_RD(direct, skb, len);
 }
 
 #endif

@@ -22,19 +22,28 @@ struct {
 	__type(value, __u8);
 } ifname_filter SEC(".maps");
 
-static __always_inline __u32 netns_of(struct net_device *dev, struct sk_buff *skb)
+static __always_inline __u32 netns_of(struct net_device *dev, struct sk_buff *skb, bool direct)
 {
 	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+		return direct ? dev->nd_net.net->ns.inum : BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	struct sock *sk = DT_RD(direct, skb, sk);
 	if (sk)
-		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return direct ? sk->__sk_common.skc_net.net->ns.inum
+			      : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
 }
 
 static __always_inline bool netns_wanted(__u32 netns)
 {
-	return !cfg.netns_on || bpf_map_lookup_elem(&netns_filter, &netns) != NULL;
+	if (!cfg.netns_on)
+		return true;
+	if (cfg.netns_few_n) { /* a few constants: cheaper than a hash lookup per drop */
+		for (int i = 0; i < DT_NETNS_FEW; i++)
+			if (i < cfg.netns_few_n && cfg.netns_few[i] == netns)
+				return true;
+		return false;
+	}
+	return bpf_map_lookup_elem(&netns_filter, &netns) != NULL;
 }
 
 static __always_inline bool ifname_wanted(struct net_device *dev)
@@ -50,13 +59,13 @@ static __always_inline bool ifname_wanted(struct net_device *dev)
 }
 
 /* Copy the packet from its first known header: MAC, else network, else data. */
-static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb, __u32 limit)
+static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb, __u32 limit, bool direct)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u32 mac = BPF_CORE_READ(skb, mac_header);
-	__u32 net = BPF_CORE_READ(skb, network_header);
-	__u32 tail = BPF_CORE_READ(skb, tail);
+	unsigned char *head = DT_RD(direct, skb, head);
+	unsigned char *data = DT_RD(direct, skb, data);
+	__u32 mac = DT_RD(direct, skb, mac_header);
+	__u32 net = DT_RD(direct, skb, network_header);
+	__u32 tail = DT_RD(direct, skb, tail);
 	__u32 start;
 
 	if (mac != DT_OFF_UNSET && (net == DT_OFF_UNSET || mac <= net))
@@ -85,7 +94,7 @@ static __always_inline void copy_headers(struct dt_event *e, struct sk_buff *skb
  * device and namespace. */
 static __always_inline void fill_event(struct dt_event *e, struct sk_buff *skb, struct net_device *dev,
 				       __u64 location, __u32 reason, bool has_reason, __u32 netns,
-				       __u32 ifindex, __u32 mark, __u64 pid_tgid)
+				       __u32 ifindex, __u32 mark, __u64 pid_tgid, bool direct)
 {
 	e->ts_ns = bpf_ktime_get_ns();
 	e->location = location;
@@ -93,11 +102,11 @@ static __always_inline void fill_event(struct dt_event *e, struct sk_buff *skb, 
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->cpu = bpf_get_smp_processor_id();
-	e->len = BPF_CORE_READ(skb, len);
+	e->len = DT_RD(direct, skb, len);
 	e->mark = mark;
 	e->ifindex = ifindex;
 	e->netns = netns;
-	e->protocol = dt_ntohs(BPF_CORE_READ(skb, protocol));
+	e->protocol = dt_ntohs(DT_RD(direct, skb, protocol));
 	e->flags = has_reason ? DT_F_HAS_REASON : 0;
 	e->stack_len = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -105,8 +114,11 @@ static __always_inline void fill_event(struct dt_event *e, struct sk_buff *skb, 
 	e->_pad = 0;
 	e->_reserved = 0;
 	if (dev) {
-		e->dev_type = BPF_CORE_READ(dev, type);
-		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
+		e->dev_type = DT_RD(direct, dev, type);
+		if (direct)
+			__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
+		else
+			bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
 	} else {
 		e->dev_type = 0xffff;
 		__builtin_memset(e->ifname, 0, sizeof(e->ifname));

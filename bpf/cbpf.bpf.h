@@ -221,7 +221,7 @@ static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_devic
 
 	if (!vm)
 		return false;
-	copy_headers(&vm->ev, skb, DT_SNAP_MAX);
+	copy_headers(&vm->ev, skb, DT_SNAP_MAX, false);
 	__u16 type = dev ? BPF_CORE_READ(dev, type) : 0xffff;
 	__u16 mac = vm->ev.mac_off, net = vm->ev.net_off;
 	__u32 n;

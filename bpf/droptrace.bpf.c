@@ -32,31 +32,32 @@ char LICENSE[] SEC("license") = "GPL";
 #include "aggregate.bpf.h"
 #include "ratelimit.bpf.h"
 
+/* direct: the skb is a typed pointer (tp_btf), its fields are loaded, not probe-read.
+ * Each value is read only once a filter or the output needs it: counting a drop with no
+ * filter reads the device, namespace, interface, protocol and length, nothing else. */
 static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location,
-				  __u32 reason, bool has_reason)
+				  __u32 reason, bool has_reason, bool direct)
 {
 	if (has_reason && !reason_wanted(reason))
 		return 0;
 
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
-	__u32 netns = netns_of(dev, skb);
-	__u32 mark = BPF_CORE_READ(skb, mark);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_device *dev = DT_RD(direct, skb, dev);
+	__u32 netns = netns_of(dev, skb, direct);
 
 	if (!netns_wanted(netns))
 		return 0;
 	if (!ifname_wanted(dev))
 		return 0;
-	if (!pid_wanted(pid_tgid))
+	if (cfg.pid && !pid_wanted(bpf_get_current_pid_tgid()))
 		return 0;
-	if (cfg.mark_on && (mark & cfg.mark_mask) != cfg.mark)
+	if (cfg.mark_on && (DT_RD(direct, skb, mark) & cfg.mark_mask) != cfg.mark)
 		return 0;
 	if (cfg.filter_on && !filter_accepts(skb, dev))
 		return 0;
 
+	__u32 ifindex = dev ? DT_RD(direct, dev, ifindex) : DT_RD(direct, skb, skb_iif);
 	if (cfg.aggregate) {
-		aggregate(skb, dev, location, reason, netns, ifindex);
+		aggregate(skb, dev, location, reason, netns, ifindex, direct);
 		return 0;
 	}
 
@@ -65,6 +66,8 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 
 	struct dt_event *e;
 	bool big = cfg.snaplen > DT_SNAP_MAX;
+	__u64 size = big ? (cfg.want_stack ? sizeof(struct dt_event_big_stack) : sizeof(struct dt_event_big))
+			 : (cfg.want_stack ? sizeof(struct dt_event_stack) : sizeof(struct dt_event));
 	if (big && cfg.want_stack)
 		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_big_stack), 0);
 	else if (big)
@@ -78,11 +81,12 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 	}
 
-	fill_event(e, skb, dev, location, reason, has_reason, netns, ifindex, mark, pid_tgid);
+	fill_event(e, skb, dev, location, reason, has_reason, netns, ifindex, DT_RD(direct, skb, mark),
+		   bpf_get_current_pid_tgid(), direct);
 	if (big)
-		copy_headers(e, skb, DT_SNAP_BIG);
+		copy_headers(e, skb, DT_SNAP_BIG, direct);
 	else
-		copy_headers(e, skb, DT_SNAP_MAX);
+		copy_headers(e, skb, DT_SNAP_MAX, direct);
 
 	if (cfg.want_stack) {
 		__u64 *stack = big ? ((struct dt_event_big_stack *)e)->stack
@@ -90,7 +94,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		long n = bpf_get_stack(ctx, stack, DT_STACK_MAX * sizeof(__u64), 0);
 		e->stack_len = n > 0 ? n : 0;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wake_flags(size + 8)); /* and the record's header */
 	count(DT_STAT_EMITTED);
 	return 0;
 }
@@ -101,14 +105,14 @@ int BPF_PROG(dt_tp_btf, struct sk_buff *skb, void *location)
 	/* ctx[2] is the reason; it exists only on kernels >= 5.17 and the
 	 * verifier skips the read when cfg.has_reason is 0. */
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
-	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason);
+	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason, true);
 }
 
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(dt_raw_tp, struct sk_buff *skb, void *location)
 {
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
-	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason);
+	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason, false);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -119,5 +123,5 @@ int dt_tracepoint(void *ctx)
 	read_tp_fields(ctx, &f);
 	if (!f.skb)
 		return 0;
-	return handle(ctx, f.skb, f.location, f.reason, cfg.has_reason);
+	return handle(ctx, f.skb, f.location, f.reason, cfg.has_reason, false);
 }

@@ -19,6 +19,7 @@ enum dt_limit {
 	DT_FILTER_MAX = 256, /* classic BPF instructions of one filter program */
 	DT_OFF_UNSET = 0xffff, /* skb header offset not set (the kernel's ~0 in a u16) */
 	DT_LIST_MAX = 64,    /* entries of each --netns / --interface list */
+	DT_NETNS_FEW = 4,    /* --netns lists this short are compared in place, not looked up in a map */
 	DT_TRAIL_HOPS = 16,  /* trail: the most recent hops kept per packet (a power of two) */
 };
 
@@ -180,6 +181,8 @@ struct dt_config {
 	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */
 	enum dt_reason_mode reason_mode;
 	__u32 netns_on;         /* keep only namespaces present in netns_filter */
+	__u32 netns_few_n;      /* ... or, when 1..DT_NETNS_FEW, only those in netns_few */
+	__u32 netns_few[DT_NETNS_FEW];
 	__u32 ifname_on;        /* keep only device names present in ifname_filter */
 	__u32 pid;              /* 0: any */
 	__u32 mark_on;
@@ -197,6 +200,8 @@ struct dt_config {
 	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
 	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
 	__u32 rate_limit;       /* events per second at most, 0: no limit */
+	__u32 wake_bytes;       /* wake the reader only once this much is queued (it also polls on a
+				 * timer); 0: the kernel's default, a wakeup whenever it had caught up */
 	/* trail */
 	__u32 trail_all;        /* emit every trail when it ends, not only dropped ones */
 	__u64 trail_gap_ns;     /* a trail idle this long belongs to an earlier packet */

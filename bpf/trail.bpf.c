@@ -173,7 +173,7 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, st
 	if (rejected_lately(r, key, now))
 		return NULL;
 	*dev = dev_of(args, hook, skb);
-	*netns = netns_of(*dev, skb);
+	*netns = netns_of(*dev, skb, false);
 	if (!wanted(skb, *dev, *netns)) {
 		remember_rejected(r, key, now);
 		return NULL;
@@ -186,7 +186,7 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, st
 	return bpf_map_lookup_elem(&trails, &key);
 found:
 	*dev = dev_of(args, hook, skb);
-	*netns = netns_of(*dev, skb);
+	*netns = netns_of(*dev, skb, false);
 	return t;
 }
 
@@ -238,8 +238,8 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	}
 	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
 	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
-		   netns, ifindex, BPF_CORE_READ(skb, mark), bpf_get_current_pid_tgid());
-	copy_headers(&te->ev, skb, DT_SNAP_MAX);
+		   netns, ifindex, BPF_CORE_READ(skb, mark), bpf_get_current_pid_tgid(), false);
+	copy_headers(&te->ev, skb, DT_SNAP_MAX, false);
 	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
 	te->verdict = verdict;
 	te->_pad = 0;

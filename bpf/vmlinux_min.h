@@ -42,6 +42,12 @@ enum {
 	BPF_F_CURRENT_CPU = 0xffffffffULL,
 };
 
+enum { /* bpf_ringbuf_submit flags, bpf_ringbuf_query selectors (uapi linux/bpf.h) */
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+	BPF_RB_AVAIL_DATA = 0,
+};
+
 #define __PRESERVE __attribute__((preserve_access_index))
 
 struct ns_common {

@@ -224,17 +224,32 @@ def test_record_to_stdout(lab, tmp_path):
 
 
 # -- filters given twice mean either -------------------------------------
-def test_repeated_netns_and_interface_filters_are_a_union(lab):
-    with Droptrace("--json", "--netns", lab.a, "--netns", lab.b, "-i", IFNAME, "-i", "lo") as dt:
-        dt.wait_ready()
-        by_name("udp4-closed-port").provoke(lab)  # dropped in B
-        by_name("neigh-failed").provoke(lab)  # dropped in A
-        seen = set()
-        for _ in range(2):
-            e = dt.find(lambda e: e["netns"] not in seen and e["reason"] in ("NO_SOCKET", "NEIGH_FAILED"))
-            assert e is not None, (seen, dt.stderr)
-            seen.add(e["netns"])
-        assert seen == {lab.inode(lab.a), lab.inode(lab.b)}
+@pytest.mark.parametrize("idle", [0, 3], ids=["in-place", "map"])
+def test_repeated_netns_and_interface_filters_are_a_union(lab, idle):
+    """Up to DT_NETNS_FEW namespaces are compared in the configuration, more through a map: with
+    three idle namespaces listed as well, the five take the map's path."""
+    names = [f"dtidle{os.getpid()}x{i}" for i in range(idle)]
+    for n in names:
+        subprocess.run(["ip", "netns", "add", n], check=True)
+    extra = [a for n in names for a in ("--netns", n)]
+    try:
+        with Droptrace("--json", "--netns", lab.a, "--netns", lab.b, *extra, "-i", IFNAME, "-i", "lo") as dt:
+            _expect_both_namespaces(lab, dt)
+    finally:
+        for n in names:
+            subprocess.run(["ip", "netns", "del", n], check=False)
+
+
+def _expect_both_namespaces(lab, dt) -> None:
+    dt.wait_ready()
+    by_name("udp4-closed-port").provoke(lab)  # dropped in B
+    by_name("neigh-failed").provoke(lab)  # dropped in A
+    seen = set()
+    for _ in range(2):
+        e = dt.find(lambda e: e["netns"] not in seen and e["reason"] in ("NO_SOCKET", "NEIGH_FAILED"))
+        assert e is not None, (seen, dt.stderr)
+        seen.add(e["netns"])
+    assert seen == {lab.inode(lab.a), lab.inode(lab.b)}
 
 
 # -- top --------------------------------------------------------------------

@@ -77,7 +77,6 @@ class Series:
         self.forget_after = forget_after
         flow = tracer.bpf.const
         self.addrs_bit, self.ports_bit = flow["DT_FLOW_ADDRS"], flow["DT_FLOW_PORTS"]
-        self.key_layout = tracer.bpf.struct("dt_agg_key")
         # raw kernel key -> [label values, count, bytes, when the count last moved]
         self.keys: Dict[bytes, list] = {}
         self.totals: Dict[tuple, List[int]] = {}  # label values -> [count, bytes]
@@ -106,7 +105,7 @@ class Series:
         return tuple(out)
 
     def _label_set(self, raw_key: bytes, ifname: str) -> tuple:
-        values = self._values(self.key_layout.unpack(raw_key), ifname)
+        values = self._values(self.tracer.aggregate_key(raw_key), ifname)
         if values not in self.totals and len(self.totals) >= self.max_series:
             self.folded += 1
             values = tuple(v if n == "reason" else OTHER for n, v in zip(self.labels, values))

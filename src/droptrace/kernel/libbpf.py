@@ -84,6 +84,7 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map__set_initial_value", i, vp, vp, sz)
     _sig("bpf_map__initial_value", vp, vp, ctypes.POINTER(sz))
     _sig("bpf_map__set_max_entries", i, vp, ctypes.c_uint32)
+    _sig("bpf_map__set_key_size", i, vp, ctypes.c_uint32)
     _sig("bpf_map_update_elem", i, i, vp, vp, ctypes.c_uint64)
     _sig("bpf_map_lookup_elem", i, i, vp, vp)
     _sig("bpf_map_get_next_key", i, i, vp, vp)
@@ -152,6 +153,10 @@ class Map:
 
     def set_max_entries(self, n: int) -> None:
         _check(lib().bpf_map__set_max_entries(self._ptr, n), f"resizing map {self.name}")
+
+    def set_key_size(self, n: int) -> None:
+        """Before load: hash only the first n bytes of the key the programs pass."""
+        _check(lib().bpf_map__set_key_size(self._ptr, n), f"setting the key size of map {self.name}")
 
     def update(self, key: bytes, value: bytes) -> None:
         k = ctypes.create_string_buffer(key, len(key))

@@ -18,6 +18,10 @@ from typing import List
 from ..errors import DroptraceError
 
 BUSY, DISCARD = 1 << 31, 1 << 30
+# The BPF side wakes the reader only once a share of the ring is queued (dt_config.wake_bytes):
+# a wakeup per event would cost the dropping CPU more than the event. So the reader also looks
+# every POLL_MS, which bounds how late a lone drop is shown.
+POLL_MS = 10
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
@@ -64,7 +68,7 @@ class MmapRing:
         """Wait up to timeout_ms for records (unless some are there), then read a batch."""
         if not self.pending():
             try:
-                self._epoll.poll(timeout_ms / 1000)
+                self._epoll.poll(min(timeout_ms, POLL_MS) / 1000)
             except InterruptedError:
                 pass
         return self.read(limit)

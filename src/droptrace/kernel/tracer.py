@@ -172,15 +172,26 @@ class Tracer:
             # filters and decoding always see the headers; a smaller --snaplen trims what is stored
             "snaplen": c["DT_SNAP_BIG"] if self.big else c["DT_SNAP_MAX"],
             "skip_reason_a": skip[0], "skip_reason_b": skip[1], "reason_mode": mode,
-            "netns_on": int(bool(o.netns)), "ifname_on": int(bool(o.interfaces)), "pid": o.pid,
+            "netns_on": int(bool(o.netns)), **self._netns_few(),
+            "ifname_on": int(bool(o.interfaces)), "pid": o.pid,
             "mark_on": int(o.mark is not None), "mark": mark & mask, "mark_mask": mask, **tp,
             "aggregate": int(o.aggregate), "agg_flows": int(o.aggregate and o.agg_flows),
             "filter_on": int(bool(self._filter)),
             "filter_eth_len": len(self._filter[0]) if self._filter else 0,
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
             "rate_limit": o.rate_limit,
+            # woken once 1/16 of the ring is queued, else by MmapRing's poll timer (POLL_MS)
+            "wake_bytes": 0 if o.aggregate else o.ringbuf_bytes // 16,
             **self._trail_config(),
         }
+
+    def _netns_few(self) -> Dict[str, Union[int, bytes]]:
+        """A short --netns list goes into the configuration itself (compared in place); a longer
+        one only into the netns_filter map."""
+        few = sorted(set(self.opts.netns))
+        if len(few) > self.bpf.const["DT_NETNS_FEW"]:
+            few = []
+        return {"netns_few_n": len(few), "netns_few": b"".join(n.to_bytes(4, "little") for n in few)}
 
     def _trail_config(self) -> Dict[str, Union[int, bytes]]:
         """dt_config's trail fields: unused by the drop tracer."""
@@ -201,6 +212,7 @@ class Tracer:
         rodata.set_initial_value(bytes(image))
         # top never reads the ring buffer: keep it at its smallest
         obj.map("events").set_max_entries(4096 if self.opts.aggregate else self.opts.ringbuf_bytes)
+        obj.map("agg").set_key_size(self._agg_key_size)
         obj.load()
         self._stats_map = obj.map("stats")
         one = b"\1"
@@ -295,16 +307,26 @@ class Tracer:
 
     def aggregates(self) -> List[Tuple[Dict[str, Union[int, bytes]], int, int, str]]:
         """top: (key fields by name, count, bytes, ifname) for every key counted in the kernel."""
+        return [(self.aggregate_key(k), *self.aggregate_value(v)) for k, v in self.aggregate_items()]
+
+    @property
+    def _agg_key_size(self) -> int:
+        """The bytes of struct dt_agg_key the count map hashes: without flows, only its flow-less
+        prefix (reason, location, namespace, interface, protocols), a third of the key."""
         key = self.bpf.struct("dt_agg_key")
-        return [(key.unpack(k), *self.aggregate_value(v)) for k, v in self.aggregate_items()]
+        return key.size if self.opts.agg_flows else key.offset("saddr")
+
+    def aggregate_key(self, raw: bytes) -> Dict[str, Union[int, bytes]]:
+        """A raw key of the count map, by field name (a flow-less key reads as zero flow fields)."""
+        key = self.bpf.struct("dt_agg_key")
+        return key.unpack(raw.ljust(key.size, b"\0"))
 
     def aggregate_items(self) -> Iterator[Tuple[bytes, bytes]]:
         """The raw (key, value) pairs of the in-kernel count map, read in batches; a value holds one
         copy of struct dt_agg_val per possible CPU (the map is per CPU)."""
         if self._obj is None:
             return iter(())
-        key = self.bpf.struct("dt_agg_key")
-        return self._obj.map("agg").items(key.size, self._agg_value_size())
+        return self._obj.map("agg").items(self._agg_key_size, self._agg_value_size())
 
     def _agg_value_size(self) -> int:
         one = (self.bpf.struct("dt_agg_val").size + 7) // 8 * 8  # the kernel pads each copy to 8
