@@ -33,6 +33,42 @@ struct {
 	__type(value, struct dt_trail);
 } trails SEC(".maps");
 
+/* How many tracked skbs hash to each slot (by address): a slot at zero means "not tracked"
+ * without a lookup in trails, as an array lookup is a few instructions and most packets on the
+ * host are never tracked. A trail evicted from the LRU leaves its slot counted: that only costs a
+ * lookup. */
+#define TRACKED_SLOTS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TRACKED_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+static __always_inline __u32 *tracked_slot(__u64 skb)
+{
+	__u32 i = (__u32)((skb >> 8) ^ (skb >> 24)) & (TRACKED_SLOTS - 1); /* skbs are 256-aligned */
+
+	return bpf_map_lookup_elem(&tracked, &i);
+}
+
+static __always_inline bool maybe_tracked(__u64 skb)
+{
+	__u32 *n = tracked_slot(skb);
+
+	return !n || *n;
+}
+
+/* A trail was deleted (not evicted): its slot counts one fewer. */
+static __always_inline void untrack(__u64 key)
+{
+	if (bpf_map_delete_elem(&trails, &key) == 0) {
+		__u32 *n = tracked_slot(key);
+		if (n && *n)
+			__sync_fetch_and_add(n, -1);
+	}
+}
+
 /* The skbs the filters rejected lately on this CPU, so the filters run once per packet: a
  * per-CPU ring, not a shared map, as every packet on the host may land here (a packet that moves
  * to another CPU is filtered again there, with the same answer). */
@@ -162,12 +198,12 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, st
 					      __u64 now, struct net_device **dev, __u32 *netns)
 {
 	__u64 key = (__u64)skb;
-	struct dt_trail *t = bpf_map_lookup_elem(&trails, &key);
+	struct dt_trail *t = maybe_tracked(key) ? bpf_map_lookup_elem(&trails, &key) : NULL;
 
 	if (t) {
 		if (now - t->last_ns <= cfg.trail_gap_ns)
 			goto found;
-		bpf_map_delete_elem(&trails, &key); /* an earlier packet's: the address was reused */
+		untrack(key); /* an earlier packet's: the address was reused */
 	}
 	struct dt_rejects *r = rejects_here();
 	if (rejected_lately(r, key, now))
@@ -180,9 +216,14 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, st
 	}
 	__u32 zero = 0;
 	struct dt_trail *b = bpf_map_lookup_elem(&blank, &zero);
-	if (!b)
+	__u32 *n = tracked_slot(key);
+	if (!b || !n)
 		return NULL;
-	bpf_map_update_elem(&trails, &key, b, BPF_ANY);
+	__sync_fetch_and_add(n, 1); /* before the trail exists: another CPU never misses it */
+	if (bpf_map_update_elem(&trails, &key, b, BPF_ANY)) {
+		__sync_fetch_and_add(n, -1);
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&trails, &key);
 found:
 	*dev = dev_of(args, hook, skb);
@@ -215,9 +256,9 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	bool emit = verdict == DT_VERDICT_DROPPED ? (!cfg.has_reason || reason_wanted(reason)) : cfg.trail_all;
 
 	if (!emit) {
-		/* most frees on the host: a lookup, and a delete only for a tracked skb */
-		if (bpf_map_lookup_elem(&trails, &key))
-			bpf_map_delete_elem(&trails, &key);
+		/* most frees on the host: an array lookup, and a delete only for a tracked skb */
+		if (maybe_tracked(key))
+			untrack(key);
 		forget_rejected(rejects_here(), key);
 		return 0;
 	}
@@ -246,7 +287,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	bpf_ringbuf_submit(te, 0);
 	count(DT_STAT_EMITTED);
 forget:
-	bpf_map_delete_elem(&trails, &key);
+	untrack(key);
 	return 0;
 }
 

@@ -212,7 +212,8 @@ class Tracer:
         rodata.set_initial_value(bytes(image))
         # top never reads the ring buffer: keep it at its smallest
         obj.map("events").set_max_entries(4096 if self.opts.aggregate else self.opts.ringbuf_bytes)
-        obj.map("agg").set_key_size(self._agg_key_size)
+        if self.opts.aggregate:
+            obj.map("agg").set_key_size(self._agg_key_size)
         obj.load()
         self._stats_map = obj.map("stats")
         one = b"\1"
