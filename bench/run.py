@@ -360,11 +360,23 @@ def flood_section(flood: str, results: List[dict], seconds: float, rounds: int) 
     return lines + [""]
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def report(results: List[dict], seconds: float, rounds: int) -> str:
     lines = [BEGIN, "",
              "Regenerate with `sudo .venv/bin/python bench/run.py` (root; about ten minutes; "
              "`--flood` and `--only` run parts). "
-             f"This run: {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs. "
+             f"This run: {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs "
+             f"({cpu_model()}). "
              "Each flood runs with no tracer and under each configuration in turn, alternating in every "
              "round (order rotated); medians over rounds; throughput as a ratio to the untraced median "
              "of the same flood and run, and to the floor (a bare counter on the same tracepoint). "

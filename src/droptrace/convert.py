@@ -57,7 +57,7 @@ class Converter:
                  mono_to_wall_ns: int, with_stack: bool = False, big: bool = False,
                  bpf: Optional[Contract] = None) -> None:
         c = bpf or contract()
-        ev = c.struct("dt_event")
+        ev = self.event = c.struct("dt_event")  # the layout, also for the compiled renderer (render.py)
         self.header, idx = ev.struct(HEADER_FIELDS)
         self.idx = idx
         self._i_cap, self._i_net = idx["cap_len"], idx["net_off"]  # read for every record
@@ -70,8 +70,8 @@ class Converter:
         comm, ifname = ev.field("comm"), ev.field("ifname")
         self.comm_slice = slice(comm.offset, comm.offset + comm.size)
         self.ifname_slice = slice(ifname.offset, ifname.offset + ifname.size)
-        keyed = _ranges([(f.offset, f.offset + f.size) for f in ev.fields.values()
-                         if f.name not in _NOT_KEYED])
+        keyed = self.keyed = _ranges([(f.offset, f.offset + f.size) for f in ev.fields.values()
+                                      if f.name not in _NOT_KEYED])
         self._key_parts = operator.itemgetter(*(slice(a, b) for a, b in keyed), slice(0, 0))
         self.reason_name = reason_name
         self.symbolize = symbolize
@@ -139,7 +139,8 @@ class Converter:
         self._static[key] = hit
         return hit
 
-    def _comm(self, comm: bytes) -> tuple:
+    def comm_text(self, comm: bytes) -> tuple:
+        """(name, its JSON) of a record's comm bytes, cached: a storm has few task names."""
         hit = self._comms.get(comm)
         if hit is None:
             text = comm.split(b"\0", 1)[0].decode(errors="replace")
@@ -152,7 +153,10 @@ class Converter:
         at, size = self.stack_at, self.stack_bytes
         if len(raw) < at + size:
             return [], b"[]"
-        key = raw[at:at + min(stack_len, size)]
+        return self.stack_names(raw[at:at + min(stack_len, size)])
+
+    def stack_names(self, key: bytes) -> tuple:
+        """(frames symbolized and trimmed, their JSON) of a record's valid stack bytes, cached."""
         hit = self._stacks.get(key)
         if hit is None:
             frames = [int.from_bytes(key[j:j + 8], "little") for j in range(0, len(key) - 7, 8)]
@@ -181,7 +185,7 @@ class Converter:
         captured = raw[self.data_at:self.data_at + min(h[i["cap_len"]], self.snap_area)]
         wall = h[i["ts_ns"]] + self.offset_ns
         return Event(time=self.time_iso(wall), len=length if skb else None, cpu=h[i["cpu"]],
-                     pid=h[i["pid"]], tid=h[i["tid"]], comm=self._comm(raw[self.comm_slice])[0],
+                     pid=h[i["pid"]], tid=h[i["tid"]], comm=self.comm_text(raw[self.comm_slice])[0],
                      stack=list(self._stack(raw, stack_len)[0]) if self.with_stack else None,
                      packet=captured, link_ethernet=ethernet, ts_ns=wall,
                      wire_len=max(len(captured), length + data_off if skb else 0), **static)
@@ -192,7 +196,7 @@ class Converter:
         its, ilen, icpu, ipid, itid, istack = (i["ts_ns"], i["len"], i["cpu"], i["pid"], i["tid"],
                                                i["stack_len"])
         unpack, static_for, time_iso, comm_of = (self.header.unpack_from, self._static_for,
-                                                 self.time_iso, self._comm)
+                                                 self.time_iso, self.comm_text)
         comm_slice, offset, size = self.comm_slice, self.offset_ns, self.record_size
         stack = self._stack if self.with_stack else None
         out = []

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from .. import options as opt
 from ..errors import DroptraceError
-from ..kernel.tracer import Tracer
+from ..kernel.tracer import RECORD_BATCH, Tracer
 
 
 class Parser(argparse.ArgumentParser):
@@ -193,7 +193,14 @@ def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Option
     returned. On every way out the probe is detached first, what is still
     buffered is written, and the tracer is closed. on_attached runs once the
     probe is attached (record opens its file only then).
+
+    Three ways from the ring to the sink, the first that applies: the sink's
+    compiled renderer, reading the ring in place (render.live: a `renderer`
+    method and the extension built); raw records (a `write_raw` method);
+    Events (`write`). All three write the same bytes.
     """
+    from ..render import live
+
     shown = 0
     started = ready = False
     raw = hasattr(sink, "write_raw")  # the storm path: records straight to JSON
@@ -206,6 +213,9 @@ def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Option
             started = True
             if on_attached is not None:
                 on_attached()
+            fast = live(tracer, sink)
+            if fast is not None:
+                drain, write = tracer.drain_raw, fast.write
             ready = True
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             announce(tracer, what)
@@ -217,6 +227,10 @@ def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Option
                     if left <= 0:
                         break
                     wait = max(1, min(wait, int(left * 1000)))
+                if fast is not None:
+                    limit = RECORD_BATCH if count is None else min(RECORD_BATCH, count - shown)
+                    shown += fast.poll(wait, limit)
+                    continue
                 events = poll(wait)
                 if count is not None:
                     events = events[: count - shown]

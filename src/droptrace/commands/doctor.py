@@ -79,6 +79,10 @@ def checks() -> Tuple[List[Check], List[str]]:
             f" (not: {', '.join(missing)})" if missing else "")
     add("trail", trail_steps)
 
+    from ..render import status
+
+    out.append(("renderer", True, status()))  # either way the output is the same; only its speed differs
+
     working: List[str] = []
     for hook in HOOKS:
         if not root:

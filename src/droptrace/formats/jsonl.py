@@ -8,6 +8,7 @@ from .out import Output
 
 if TYPE_CHECKING:
     from ..convert import Converter
+    from ..render import FastRenderer
 
 
 class JsonWriter:
@@ -19,7 +20,11 @@ class JsonWriter:
 
     def write(self, events: List[Event]) -> None:
         if events:
-            self.out.write(b"\n".join([dumps(e.to_dict(with_stack=self.stack)) for e in events]) + b"\n")
+            self.out.write(self.render(events))
+
+    def render(self, events: List[Event]) -> bytes:
+        """The lines of these events, as write() writes them."""
+        return b"".join([dumps(e.to_dict(with_stack=self.stack)) + b"\n" for e in events])
 
 
 class RawJsonWriter:
@@ -32,3 +37,9 @@ class RawJsonWriter:
     def write_raw(self, records: List[bytes]) -> None:
         if records:
             self.out.write(b"\n".join(self._converter().json_lines(records)) + b"\n")
+
+    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
+        """The compiled renderer writing what write_raw() would, or None (not built)."""
+        from ..render import json_stream
+
+        return json_stream(converter, self.out.write)

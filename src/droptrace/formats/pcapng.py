@@ -71,12 +71,17 @@ def interface_description(linktype: int, name: str, description: str) -> bytes:
 
 
 def human_comment(e: Event) -> str:
-    parts = [f"{e.reason or 'drop'} at {e.location}", f"netns {e.netns or '-'}",
-             f"ifname {e.ifname or '-'}", f"pid {e.pid} comm {e.comm} (task on CPU {e.cpu})"]
-    text = "; ".join(parts)
-    if e.stack:
-        text += "\n" + "\n".join(f"  #{i} {f}" for i, f in enumerate(e.stack))
-    return text
+    return f"{human_where(e)}; pid {e.pid} comm {e.comm} (task on CPU {e.cpu})" + human_stack(e.stack or [])
+
+
+def human_where(e: Event) -> str:
+    """The start of the human comment: the same for every packet of a flow."""
+    return f"{e.reason or 'drop'} at {e.location}; netns {e.netns or '-'}; ifname {e.ifname or '-'}"
+
+
+def human_stack(stack: List[str]) -> str:
+    """The stack's lines at the end of the human comment (none for an empty stack)."""
+    return "".join(f"\n  #{i} {f}" for i, f in enumerate(stack))
 
 
 def machine_comment(e: Event) -> str:
@@ -110,7 +115,8 @@ class Writer:
         body = struct.pack("<III", 0, now >> 32, now & 0xFFFFFFFF) + _options(opts)
         self._write(idb + _block(ISB, body))
 
-    def _interface(self, e: Event, linktype: int) -> Tuple[int, bytes]:
+    def interface(self, e: Event, linktype: int) -> Tuple[int, bytes]:
+        """The interface id of e's device, and its description block if it is new (once)."""
         key = (e.netns, e.ifname or (str(e.ifindex) if e.ifindex else None), linktype)
         if key in self._ifaces:
             return self._ifaces[key], b""
@@ -121,21 +127,31 @@ class Writer:
         return idx, interface_description(linktype, name, desc)
 
     def write(self, events: List[Event]) -> None:
+        data = self.render(events)
+        if data:
+            self._write(data)  # whole blocks in one write
+
+    def render(self, events: List[Event]) -> bytes:
+        """The blocks of these events (and of the interfaces first seen), as write() writes them."""
         chunks = []
         for e in events:
             linktype = LINKTYPE_ETHERNET if e.link_ethernet else LINKTYPE_RAW
-            data = e.packet
-            if not e.link_ethernet and e.l3 not in ("ipv4", "ipv6"):
-                data = b""  # neither a frame nor an IP packet: keep only the comments
-            idx, idb = self._interface(e, linktype)
+            data = stored(e)
+            idx, idb = self.interface(e, linktype)
             ts = e.ts_ns // 1000
             orig = max(len(data), e.wire_len)
             body = struct.pack("<IIIII", idx, ts >> 32, ts & 0xFFFFFFFF, len(data), orig)
             body += _pad4(data) + _options([(OPT_COMMENT, human_comment(e).encode()),
                                             (OPT_COMMENT, machine_comment(e).encode())])
             chunks.append(idb + _block(EPB, body))
-        if chunks:
-            self._write(b"".join(chunks))  # whole blocks in one write
+        return b"".join(chunks)
+
+
+def stored(e: Event) -> bytes:
+    """The packet bytes an EPB holds: a frame or an IP packet, else none (only the comments)."""
+    if not e.link_ethernet and e.l3 not in ("ipv4", "ipv6"):
+        return b""
+    return e.packet
 
 
 def _ts(us: int) -> bytes:

@@ -14,13 +14,17 @@ import json
 import os
 import struct
 from datetime import datetime
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional
 
 from ..errors import DroptraceError
 from ..event import Event, dumps
 from . import pcapng
 from .jsonl import JsonWriter
 from .out import Output
+
+if TYPE_CHECKING:
+    from ..convert import Converter
+    from ..render import FastRenderer
 
 FORMATS = ("pcapng", "jsonl")
 SUMMARY_KEY = "droptrace_summary"
@@ -64,11 +68,22 @@ class Recorder:
             self._writer = JsonWriter(self._out, self.stack)
 
     def write(self, events: List[Event]) -> None:
+        self._writer.write(self._trimmed(events))
+
+    def _trimmed(self, events: List[Event]) -> List[Event]:
         if self.snaplen is not None:
             for e in events:
                 if len(e.packet) > self.snaplen:
                     e.packet = e.packet[:self.snaplen]
-        self._writer.write(events)
+        return events
+
+    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
+        """The compiled renderer writing what write() would, or None (not built). Once open()."""
+        from .. import render
+
+        if self.fmt == "pcapng":
+            return render.pcapng(converter, self._writer, self._out.write, self.snaplen)
+        return render.jsonl(converter, self._writer, self._out.write)
 
     def finish(self, summary: Dict[str, Any]) -> None:
         """The closing summary: drops written, lost, suppressed."""

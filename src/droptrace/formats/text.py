@@ -9,10 +9,14 @@ the header above it. Numbers and names are never cut.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 from ..event import Event
 from .out import Output
+
+if TYPE_CHECKING:
+    from ..convert import Converter
+    from ..render import FastRenderer
 
 COMM_W, IFACE_W, PID_W, NETNS_W = 15, 15, 7, 10  # TASK_COMM_LEN-1, IFNAMSIZ-1, PID_MAX, u32
 ADDR_W = 21  # 255.255.255.255:65535; IPv6 endpoints widen it (up to 47)
@@ -36,15 +40,26 @@ def proto(e: Event) -> str:
     return name.upper() if isinstance(name, str) and not name.startswith("0x") else str(name)
 
 
+def flow_cells(e: Event) -> Tuple[str, str, str, str]:
+    """(source, destination, protocol, reason) as shown: the cells that may widen their column."""
+    return endpoint(e.saddr, e.sport), endpoint(e.daddr, e.dport), proto(e), \
+        e.reason if e.reason is not None else "-"
+
+
 def details(e: Event) -> str:
-    parts = [f"len={e.len}"] if e.len is not None else []
+    return " ".join(([f"len={e.len}"] if e.len is not None else []) + flow_details(e))
+
+
+def flow_details(e: Event) -> List[str]:
+    """The details after len=: the same for every packet of a flow."""
+    parts = []
     if e.tcp_flags is not None:
         parts.append(f"flags={e.tcp_flags or '.'}")
     if e.icmp_type is not None:
         parts.append(f"type={e.icmp_type} code={e.icmp_code}")
     if e.mark:
         parts.append(f"mark=0x{e.mark:x}")
-    return " ".join(parts)
+    return parts
 
 
 def printable(name: str) -> str:
@@ -58,8 +73,22 @@ def printable(name: str) -> str:
 
 
 def clock(ts_ns: int) -> str:
-    secs = ts_ns // 1_000_000_000
-    return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{(ts_ns // 1_000_000) % 1000:03d}"
+    return clock_second(ts_ns // 1_000_000_000) + f".{(ts_ns // 1_000_000) % 1000:03d}"
+
+
+def clock_second(secs: int) -> str:
+    """HH:MM:SS of a wall-clock second, local time."""
+    return time.strftime("%H:%M:%S", time.localtime(secs))
+
+
+def comm_cell(comm: str) -> str:
+    """The COMM cell: printable, padded to the kernel's longest task name."""
+    return f"{printable(comm):<{COMM_W}}"
+
+
+def stack_lines(stack: List[str]) -> List[str]:
+    """--stack: one indented line per frame, under the drop's line."""
+    return [f"    #{i:<2} {f}" for i, f in enumerate(stack)]
 
 
 class Columns:
@@ -84,11 +113,16 @@ class Columns:
                 f"{'IFACE':<{IFACE_W}} {'NETNS':<{NETNS_W}}  LOCATION")
 
     def line(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
+        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {comm_cell(e.comm)} "
+                f"{self.middle(e, src, dst, kind, reason)}{details(e)}")
+
+    def middle(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
+        """The cells from PROTO to LOCATION, and the gap before the details: the same for every
+        packet of a flow (render.py caches it)."""
         w = self.w
         iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
-        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {printable(e.comm):<{COMM_W}} {kind:<{w['proto']}} "
-                f"{reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
-                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location}  {details(e)}")
+        return (f"{kind:<{w['proto']}} {reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
+                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location}  ")
 
 
 def text_line(e: Event, columns: Optional[Columns] = None) -> str:
@@ -119,10 +153,20 @@ class TextWriter:
         self.columns = Columns()
         self._header = False
 
+    @property
+    def header_written(self) -> bool:
+        """Once it is, lines no longer depend on the rest of their batch (render.py may take over)."""
+        return self._header
+
     def write(self, events: List[Event]) -> None:
+        text = self.render(events)
+        if text:
+            self.out.write_text(text)
+
+    def render(self, events: List[Event]) -> str:
+        """The text of these events (with the header lines they need), as write() writes it."""
         lines = []
-        cells = [(e, endpoint(e.saddr, e.sport), endpoint(e.daddr, e.dport), proto(e),
-                  e.reason if e.reason is not None else "-") for e in events]
+        cells = [(e, *flow_cells(e)) for e in events]
         if not self._header:  # the first header already fits the first batch
             rw = self._reason_width
             self.columns.widen(reason="-" * (rw() if callable(rw) else rw))
@@ -138,6 +182,11 @@ class TextWriter:
                 self.explained.add(e.reason)
                 lines.append(explain_line(e.reason))
             if self.stack and e.stack is not None:
-                lines.extend(f"    #{i:<2} {f}" for i, f in enumerate(e.stack))
-        if lines:
-            self.out.write_text("\n".join(lines) + "\n")
+                lines.extend(stack_lines(e.stack))
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
+        """The compiled renderer writing what write() would, or None (not built)."""
+        from ..render import text
+
+        return text(converter, self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 import select
 import struct
-from typing import List
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..errors import DroptraceError
 
@@ -40,7 +40,7 @@ class MmapRing:
             raise DroptraceError(f"cannot map the ring buffer: {e.strerror}") from None
         self._mask = size - 1
         self._page = page
-        self._epoll = select.epoll()
+        self._epoll: Optional[select.epoll] = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
     def read(self, limit: int = 4096) -> List[bytes]:
@@ -64,16 +64,40 @@ class MmapRing:
     def pending(self) -> bool:
         return _U64.unpack_from(self._data, 0)[0] > _U64.unpack_from(self._cons, 0)[0]
 
-    def poll(self, timeout_ms: int, limit: int = 4096) -> List[bytes]:
-        """Wait up to timeout_ms for records (unless some are there), then read a batch."""
-        if not self.pending():
+    def wait(self, timeout_ms: int) -> None:
+        """Wait up to timeout_ms for records, unless some are there."""
+        if not self.pending() and self._epoll is not None:
             try:
                 self._epoll.poll(min(timeout_ms, POLL_MS) / 1000)
             except InterruptedError:
                 pass
+
+    def poll(self, timeout_ms: int, limit: int = 4096) -> List[bytes]:
+        """Wait up to timeout_ms for records (unless some are there), then read a batch."""
+        self.wait(timeout_ms)
         return self.read(limit)
 
+    def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]],
+               timeout_ms: int, limit: int = 4096) -> Tuple[bytes, int]:
+        """Like poll(), but the batch is rendered in place by a compiled renderer (droptrace/render.py)
+        instead of copied out record by record: (its output, records rendered). The space is
+        released only once the batch is rendered; an error leaves it in the ring."""
+        self.wait(timeout_ms)
+        cons, out, n = render_ring(self._data, self._page, self._mask, _U64.unpack_from(self._cons, 0)[0],
+                                   limit)
+        _U64.pack_into(self._cons, 0, cons)
+        return out, n
+
+    @classmethod
+    def over(cls, cons: Any, data: Any, size: int, page: int = mmap.PAGESIZE) -> "MmapRing":
+        """A ring over buffers laid out like the kernel's mappings (tests: anonymous mmaps); never waits."""
+        ring = cls.__new__(cls)
+        ring._cons, ring._data, ring._mask, ring._page, ring._epoll = cons, data, size - 1, page, None
+        return ring
+
     def close(self) -> None:
-        self._epoll.close()
-        self._data.close()
-        self._cons.close()
+        if self._epoll is not None:
+            self._epoll.close()
+        for m in (self._data, self._cons):
+            if isinstance(m, mmap.mmap):
+                m.close()
