@@ -67,6 +67,19 @@ static __always_inline __u64 wake_flags(__u64 size)
 									   : BPF_RB_NO_WAKEUP;
 }
 
+/* A reservation in the ring buffer for one `type`, tried twice when the ring is not even half
+ * full: since 6.15 a reservation can fail with room to spare (the ring's lock is a "resilient"
+ * spinlock that gives up rather than wait), and such an event would be lost for nothing. A full
+ * ring fails once, at the cost of one query. */
+#define DT_RESERVE(type)                                                                        \
+	({                                                                                      \
+		void *r_ = bpf_ringbuf_reserve(&events, sizeof(type), 0);                       \
+		if (!r_ && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <                      \
+				   bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2)            \
+			r_ = bpf_ringbuf_reserve(&events, sizeof(type), 0);                     \
+		r_;                                                                             \
+	})
+
 static __always_inline bool reason_wanted(__u32 reason)
 {
 	if (reason == cfg.skip_reason_a || reason == cfg.skip_reason_b)

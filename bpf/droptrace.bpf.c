@@ -69,13 +69,13 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	__u64 size = big ? (cfg.want_stack ? sizeof(struct dt_event_big_stack) : sizeof(struct dt_event_big))
 			 : (cfg.want_stack ? sizeof(struct dt_event_stack) : sizeof(struct dt_event));
 	if (big && cfg.want_stack)
-		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_big_stack), 0);
+		e = DT_RESERVE(struct dt_event_big_stack);
 	else if (big)
-		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_big), 0);
+		e = DT_RESERVE(struct dt_event_big);
 	else if (cfg.want_stack)
-		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event_stack), 0);
+		e = DT_RESERVE(struct dt_event_stack);
 	else
-		e = bpf_ringbuf_reserve(&events, sizeof(struct dt_event), 0);
+		e = DT_RESERVE(struct dt_event);
 	if (!e) {
 		count(DT_STAT_LOST);
 		return 0;

@@ -272,7 +272,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	}
 	add_hop(t, skb, dev, netns, hook, now);
 
-	struct dt_trail_event *te = bpf_ringbuf_reserve(&events, sizeof(*te), 0);
+	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event);
 	if (!te) {
 		count(DT_STAT_LOST);
 		goto forget;

@@ -46,6 +46,7 @@ enum { /* bpf_ringbuf_submit flags, bpf_ringbuf_query selectors (uapi linux/bpf.
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,
 	BPF_RB_AVAIL_DATA = 0,
+	BPF_RB_RING_SIZE = 1,
 };
 
 #define __PRESERVE __attribute__((preserve_access_index))
