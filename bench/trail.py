@@ -7,7 +7,9 @@ bench/soak.py's lab (two namespaces, a veth pair); iperf3 from A to B, TCP and t
 `droptrace trail` with a filter that matches nothing (`port 1`: every packet is seen, filtered once,
 remembered as rejected) and with no filter (every packet of the lab's namespaces is tracked, its
 trail discarded in the kernel when it is consumed). Goals: >= 0.9 and >= 0.6 of untraced.
-Reports the median throughput of each mode and its ratio to untraced.
+Reports the median throughput of each mode and its ratio to untraced, and where a traced run's
+cost went: the BPF programs' own run time per hook (kernel.bpf_stats_enabled, on for the whole
+bench) and the tracer process's CPU time (user space), each as a share of one CPU.
 """
 from __future__ import annotations
 
@@ -38,6 +40,23 @@ def is_ours(pid: int) -> bool:
         return False
 
 
+def prog_stats() -> dict:
+    """The trail programs' run counts and run times, by program name (bpftool)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    stats: dict = {}
+    for p in json.loads(out or "[]"):
+        if p.get("name", "").startswith("dt_trail_"):
+            cnt, ns = stats.get(p["name"], (0, 0))
+            stats[p["name"]] = (cnt + p.get("run_cnt", 0), ns + p.get("run_time_ns", 0))
+    return stats
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def iperf(a: str, dst: str, udp: bool, seconds: float) -> float:
     """Bits per second received by the server, as iperf3's client reports it."""
     cmd = ["ip", "netns", "exec", a, "iperf3", "-c", dst, "-t", str(seconds), "-J"]
@@ -61,10 +80,21 @@ def main() -> int:
     if not shutil.which("iperf3"):
         sys.exit("trail bench: iperf3 is missing (apt-get install iperf3)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stats_knob = Path("/proc/sys/kernel/bpf_stats_enabled")
+    stats_was = stats_knob.read_text().strip()
+    stats_knob.write_text("1")
+    try:
+        return bench(args)
+    finally:
+        stats_knob.write_text(stats_was)
+
+
+def bench(args: argparse.Namespace) -> int:
     a, b = f"{PREFIX}{os.getpid()}a", f"{PREFIX}{os.getpid()}b"
     soak.PREFIX, soak.is_soak = PREFIX, is_ours
     soak.remove_stale()
     results = {(m, proto): [] for m in MODES for proto in ("tcp", "udp")}
+    costs: dict = {}  # (mode, proto) -> [(seconds, BPF ns by program, tracer CPU s)]
     server = None
     try:
         dst = soak.build_lab(a, b)
@@ -86,7 +116,15 @@ def main() -> int:
                         sys.exit("trail bench: droptrace trail did not start: " + " | ".join(tracer.err))
                 try:
                     for proto in ("tcp", "udp"):
+                        s0 = prog_stats() if tracer else {}
+                        c0 = cpu_seconds(tracer.proc.pid) if tracer else 0.0
                         results[(mode, proto)].append(iperf(a, dst, proto == "udp", args.seconds))
+                        if tracer:
+                            s1 = prog_stats()
+                            delta = {n: (v[0] - s0.get(n, (0, 0))[0], v[1] - s0.get(n, (0, 0))[1])
+                                     for n, v in s1.items()}
+                            costs.setdefault((mode, proto), []).append(
+                                (args.seconds, delta, cpu_seconds(tracer.proc.pid) - c0))
                 finally:
                     if tracer is not None:
                         tracer.stop()
@@ -105,16 +143,36 @@ def main() -> int:
             table.append(dict(proto=proto, mode=mode, gbit_s=round(med / 1e9, 3), ratio=round(med / base, 3),
                               goal=goal, met=None if goal is None else med / base >= goal,
                               runs_gbit_s=[round(x / 1e9, 3) for x in results[(mode, proto)]]))
+    where = []
+    for (mode, proto), runs in costs.items():
+        secs = sum(r[0] for r in runs)
+        progs: dict = {}
+        for _, delta, _cpu in runs:
+            for n, (cnt, ns) in delta.items():
+                c, t = progs.get(n, (0, 0))
+                progs[n] = (c + cnt, t + ns)
+        top = sorted(progs.items(), key=lambda kv: -kv[1][1])[:4]
+        bpf_ns = sum(t for _, t in progs.values())
+        where.append(dict(mode=mode, proto=proto, bpf_cpu_share=round(bpf_ns / secs / 1e9, 3),
+                          user_cpu_share=round(sum(r[2] for r in runs) / secs, 3),
+                          top_programs=[dict(name=n[len("dt_trail_"):], runs_per_s=round(c / secs),
+                                             ns_per_run=round(t / c) if c else None) for n, (c, t) in top]))
     Path(args.out).write_text(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"),
                                               kernel=os.uname().release, cpus=os.cpu_count(),
-                                              seconds=args.seconds, rounds=args.rounds, rows=table),
-                                         indent=1) + "\n")
+                                              seconds=args.seconds, rounds=args.rounds, rows=table,
+                                              cost=where), indent=1) + "\n")
     print(f"# Trail: iperf3 A -> B over veth, {args.rounds} rounds of {args.seconds:g} s, medians, "
           f"kernel {os.uname().release}\n\n| protocol | mode | Gbit/s | ratio to untraced | goal |\n"
           "|---|---|---|---|---|")
     for r in table:
         goal = "" if r["goal"] is None else f">= {r['goal']}: {'met' if r['met'] else 'MISSED'}"
         print(f"| {r['proto']} | {r['mode']} | {r['gbit_s']} | {r['ratio']} | {goal} |")
+    print("\n| protocol | mode | BPF time (share of a CPU) | tracer user space (share of a CPU) | "
+          "costliest hooks: runs/s, ns a run |\n|---|---|---|---|---|")
+    for w in where:
+        hooks = "; ".join(f"{t['name']} {t['runs_per_s']:,}/s {t['ns_per_run']} ns"
+                          for t in w["top_programs"])
+        print(f"| {w['proto']} | {w['mode']} | {w['bpf_cpu_share']} | {w['user_cpu_share']} | {hooks} |")
     print(f"\nJSON: {args.out}")
     return 0
 
