@@ -67,13 +67,20 @@ static __always_inline __u64 wake_flags(__u64 size)
 									   : BPF_RB_NO_WAKEUP;
 }
 
-/* A reservation in the ring buffer for one `type`, tried twice when the ring is not even half
- * full: on 6.18 (in a VM) a reservation now and then fails with room to spare (measured: three
- * in four failures; since 6.15 the ring's lock is a "resilient" spinlock, which gives up rather
- * than wait), and such an event would be lost for nothing. A full ring fails once, at the cost of
- * one query. */
-#define DT_RESERVE(type)                                                                        \
+/* Commit a record reserved with DT_RESERVE (size: what it set), waking the reader as above. */
+static __always_inline void dt_submit(void *e, __u64 size)
+{
+	bpf_ringbuf_submit(e, wake_flags(size + 8)); /* and the record's 8-byte header */
+}
+
+/* A reservation in the ring buffer for one `type` (its size stored in `size`, for dt_submit),
+ * tried twice when the ring is not even half full: on 6.18 (in a VM) a reservation now and then
+ * fails with room to spare (measured: three in four failures; since 6.15 the ring's lock is a
+ * "resilient" spinlock, which gives up rather than wait), and such an event would be lost for
+ * nothing. A full ring fails once, at the cost of one query. */
+#define DT_RESERVE(type, size)                                                                  \
 	({                                                                                      \
+		(size) = sizeof(type);                                                          \
 		void *r_ = bpf_ringbuf_reserve(&events, sizeof(type), 0);                       \
 		if (!r_ && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <                      \
 				   bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2)            \

@@ -66,16 +66,15 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 
 	struct dt_event *e;
 	bool big = cfg.snaplen > DT_SNAP_MAX;
-	__u64 size = big ? (cfg.want_stack ? sizeof(struct dt_event_big_stack) : sizeof(struct dt_event_big))
-			 : (cfg.want_stack ? sizeof(struct dt_event_stack) : sizeof(struct dt_event));
+	__u64 size; /* of the record reserved: dt_submit() wakes the reader by it */
 	if (big && cfg.want_stack)
-		e = DT_RESERVE(struct dt_event_big_stack);
+		e = DT_RESERVE(struct dt_event_big_stack, size);
 	else if (big)
-		e = DT_RESERVE(struct dt_event_big);
+		e = DT_RESERVE(struct dt_event_big, size);
 	else if (cfg.want_stack)
-		e = DT_RESERVE(struct dt_event_stack);
+		e = DT_RESERVE(struct dt_event_stack, size);
 	else
-		e = DT_RESERVE(struct dt_event);
+		e = DT_RESERVE(struct dt_event, size);
 	if (!e) {
 		count(DT_STAT_LOST);
 		return 0;
@@ -94,7 +93,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		long n = bpf_get_stack(ctx, stack, DT_STACK_MAX * sizeof(__u64), 0);
 		e->stack_len = n > 0 ? n : 0;
 	}
-	bpf_ringbuf_submit(e, wake_flags(size + 8)); /* and the record's header */
+	dt_submit(e, size);
 	count(DT_STAT_EMITTED);
 	return 0;
 }

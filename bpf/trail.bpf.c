@@ -272,7 +272,8 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	}
 	add_hop(t, skb, dev, netns, hook, now);
 
-	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event);
+	__u64 size;
+	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event, size);
 	if (!te) {
 		count(DT_STAT_LOST);
 		goto forget;
@@ -284,7 +285,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
 	te->verdict = verdict;
 	te->_pad = 0;
-	bpf_ringbuf_submit(te, 0);
+	dt_submit(te, size);
 	count(DT_STAT_EMITTED);
 forget:
 	untrack(key);

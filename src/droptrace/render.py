@@ -356,9 +356,8 @@ def live(tracer: Any, sink: Any) -> Optional[Live]:
     the sink has no renderer, or the tracer filters in user space (kernels before 5.17 run the
     expression on every built event, so the events are built anyway)."""
     make = getattr(sink, "renderer", None)
-    # Tracer has no public accessor for these yet (its owner was asked for a `ring` property).
-    ring = getattr(tracer, "_rb", None)
-    if make is None or ring is None or getattr(tracer, "_user_filter", None) is not None:
+    ring = tracer.ring
+    if make is None or ring is None or tracer.filters_in_user_space:
         return None
     renderer = make(tracer.converter)
     return None if renderer is None else Live(renderer, ring)

@@ -475,8 +475,14 @@ class SyntheticTracer:
         from droptrace.options import Options
 
         self.opts, self.hook, self.fallbacks, self.limits, self.has_reason = Options(), None, [], [], True
-        self.converter, self._ring, self._user_filter, self._rb = conv, ring, None, None
+        self.converter, self._ring, self._rb = conv, ring, None
         self._pending: List[bytes] = []
+
+    filters_in_user_space = False
+
+    @property
+    def ring(self):  # type: ignore[no-untyped-def]
+        return self._rb
 
     def start(self) -> None:
         self.hook, self._rb = "synthetic", self._ring.mmap_ring()

@@ -38,12 +38,12 @@ def arg(parse: Callable[..., Any]) -> Callable[[str], Any]:
 
 
 positive_int = arg(opt.count)
+seconds = arg(opt.seconds)
 
 
 def positive(what: str) -> Callable[[str], int]:
     """An argparse type: a whole number from 1 up, errors naming the flag `what`."""
     return arg(lambda text: opt.int_in(text, what, 1, 1 << 31))
-seconds = arg(opt.seconds)
 
 
 def add_run_options(p: argparse.ArgumentParser, what: str = "drops") -> None:

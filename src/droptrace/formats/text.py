@@ -127,8 +127,7 @@ class Columns:
 
 def text_line(e: Event, columns: Optional[Columns] = None) -> str:
     cols = columns or Columns()
-    src, dst = endpoint(e.saddr, e.sport), endpoint(e.daddr, e.dport)
-    kind, reason = proto(e), e.reason if e.reason is not None else "-"
+    src, dst, kind, reason = flow_cells(e)
     cols.widen(src=src, dst=dst, proto=kind, reason=reason)
     return cols.line(e, src, dst, kind, reason)
 

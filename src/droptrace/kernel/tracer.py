@@ -293,6 +293,16 @@ class Tracer:
     def converter(self) -> Converter:
         return self._converter
 
+    @property
+    def ring(self) -> Optional[MmapRing]:
+        """The ring buffer, once started (none for in-kernel counting): render.py reads it in place."""
+        return self._rb
+
+    @property
+    def filters_in_user_space(self) -> bool:
+        """The expression runs on built events (kernels without bpf_loop), not in the kernel."""
+        return self._user_filter is not None
+
     def counters(self) -> Tuple[int, int]:
         """(emitted, lost) summed over CPUs, as counted in the kernel."""
         return self.stat("DT_STAT_EMITTED"), self.stat("DT_STAT_LOST")
