@@ -7,9 +7,14 @@ bench/soak.py's lab (two namespaces, a veth pair); iperf3 from A to B, TCP and t
 `droptrace trail` with a filter that matches nothing (`port 1`: every packet is seen, filtered once,
 remembered as rejected) and with no filter (every packet of the lab's namespaces is tracked, its
 trail discarded in the kernel when it is consumed). Goals: >= 0.9 and >= 0.6 of untraced.
+The floor: trail with its object built with -DDT_TRAIL_FLOOR (bench/trail_floor.py), programs
+that return at once on the same tracepoints: what any tool hooking them pays before doing
+anything; ratios to it say what droptrace's own work costs.
 Reports the median throughput of each mode and its ratio to untraced, and where a traced run's
-cost went: the BPF programs' own run time per hook (kernel.bpf_stats_enabled, on for the whole
-bench) and the tracer process's CPU time (user space), each as a share of one CPU.
+cost went: the BPF programs' own run time per hook and the tracer process's CPU time (user
+space), each as a share of one CPU. The run times come from kernel.bpf_stats_enabled, which
+costs every program run two clock reads of its own: it is on only in a last round, whose
+throughput is not counted.
 """
 from __future__ import annotations
 
@@ -21,15 +26,19 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "bpf"))
+import build as bpf_build  # noqa: E402 (bpf/build.py: the compiler command)
 import soak  # noqa: E402 (bench/ is not a package)
 
 PREFIX = "dttrail"
-MODES = {"untraced": None, "trail, matching nothing": ["port 1"], "trail, matching everything": []}
+FLOOR = "floor: the same tracepoints, empty programs"
+MODES = {"untraced": None, FLOOR: [], "trail, matching nothing": ["port 1"], "trail, matching everything": []}
 GOALS = {"trail, matching nothing": 0.9, "trail, matching everything": 0.6}
 
 
@@ -80,13 +89,15 @@ def main() -> int:
     if not shutil.which("iperf3"):
         sys.exit("trail bench: iperf3 is missing (apt-get install iperf3)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    stats_knob = Path("/proc/sys/kernel/bpf_stats_enabled")
-    stats_was = stats_knob.read_text().strip()
-    stats_knob.write_text("1")
+    stats_was = STATS_KNOB.read_text().strip()
+    STATS_KNOB.write_text("0")
     try:
         return bench(args)
     finally:
-        stats_knob.write_text(stats_was)
+        STATS_KNOB.write_text(stats_was)
+
+
+STATS_KNOB = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -96,6 +107,9 @@ def bench(args: argparse.Namespace) -> int:
     results = {(m, proto): [] for m in MODES for proto in ("tcp", "udp")}
     costs: dict = {}  # (mode, proto) -> [(seconds, BPF ns by program, tracer CPU s)]
     server = None
+    floor_dir = tempfile.TemporaryDirectory(prefix="dttrail-floor")
+    floor_obj = str(Path(floor_dir.name) / "trail.bpf.o")
+    bpf_build.compile_object("trail.bpf.c", Path(floor_obj), ["-DDT_TRAIL_FLOOR"])
     try:
         dst = soak.build_lab(a, b)
         server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s"], stdout=subprocess.DEVNULL,
@@ -106,11 +120,17 @@ def bench(args: argparse.Namespace) -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 sys.exit("trail bench: iperf3 -s did not start in B")
             time.sleep(0.05)
-        for _ in range(args.rounds):
+        for rnd in range(args.rounds + 1):
+            costing = rnd == args.rounds  # the last round: run times measured, throughput not counted
+            STATS_KNOB.write_text("1" if costing else "0")
             for mode, expr in MODES.items():
+                if costing and expr is None:
+                    continue
                 tracer = None
                 if expr is not None:
-                    tracer = soak.Mode(mode, [soak.DROPTRACE, "trail", "--netns", a, "--netns", b, *expr],
+                    cmd = [sys.executable, str(HERE / "trail_floor.py"), floor_obj] if mode == FLOOR \
+                        else [soak.DROPTRACE]
+                    tracer = soak.Mode(mode, [*cmd, "trail", "--netns", a, "--netns", b, *expr],
                                        subprocess.DEVNULL)
                     if not tracer.ready.wait(60) or tracer.proc.poll() is not None:
                         sys.exit("trail bench: droptrace trail did not start: " + " | ".join(tracer.err))
@@ -118,8 +138,10 @@ def bench(args: argparse.Namespace) -> int:
                     for proto in ("tcp", "udp"):
                         s0 = prog_stats() if tracer else {}
                         c0 = cpu_seconds(tracer.proc.pid) if tracer else 0.0
-                        results[(mode, proto)].append(iperf(a, dst, proto == "udp", args.seconds))
-                        if tracer:
+                        bps = iperf(a, dst, proto == "udp", args.seconds)
+                        if not costing:
+                            results[(mode, proto)].append(bps)
+                        elif tracer:
                             s1 = prog_stats()
                             delta = {n: (v[0] - s0.get(n, (0, 0))[0], v[1] - s0.get(n, (0, 0))[1])
                                      for n, v in s1.items()}
@@ -134,14 +156,17 @@ def bench(args: argparse.Namespace) -> int:
             server.wait()
         for ns in (a, b):
             subprocess.run(["ip", "netns", "del", ns], check=False, stderr=subprocess.DEVNULL)
+        floor_dir.cleanup()
     table = []
     for proto in ("tcp", "udp"):
         base = statistics.median(results[("untraced", proto)])
+        floor = statistics.median(results[(FLOOR, proto)])
         for mode in MODES:
             med = statistics.median(results[(mode, proto)])
             goal = GOALS.get(mode)
             table.append(dict(proto=proto, mode=mode, gbit_s=round(med / 1e9, 3), ratio=round(med / base, 3),
-                              goal=goal, met=None if goal is None else med / base >= goal,
+                              ratio_to_floor=round(med / floor, 3), goal=goal,
+                              met=None if goal is None else med / base >= goal,
                               runs_gbit_s=[round(x / 1e9, 3) for x in results[(mode, proto)]]))
     where = []
     for (mode, proto), runs in costs.items():
@@ -162,11 +187,12 @@ def bench(args: argparse.Namespace) -> int:
                                               seconds=args.seconds, rounds=args.rounds, rows=table,
                                               cost=where), indent=1) + "\n")
     print(f"# Trail: iperf3 A -> B over veth, {args.rounds} rounds of {args.seconds:g} s, medians, "
-          f"kernel {os.uname().release}\n\n| protocol | mode | Gbit/s | ratio to untraced | goal |\n"
-          "|---|---|---|---|---|")
+          f"kernel {os.uname().release}\n\n| protocol | mode | Gbit/s | ratio to untraced "
+          "| ratio to the floor | goal |\n|---|---|---|---|---|---|")
     for r in table:
         goal = "" if r["goal"] is None else f">= {r['goal']}: {'met' if r['met'] else 'MISSED'}"
-        print(f"| {r['proto']} | {r['mode']} | {r['gbit_s']} | {r['ratio']} | {goal} |")
+        print(f"| {r['proto']} | {r['mode']} | {r['gbit_s']} | {r['ratio']} | {r['ratio_to_floor']} "
+              f"| {goal} |")
     print("\n| protocol | mode | BPF time (share of a CPU) | tracer user space (share of a CPU) | "
           "costliest hooks: runs/s, ns a run |\n|---|---|---|---|---|")
     for w in where:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 # (source, object, extra flags): droptrace_noloop.bpf.o is the CO-RE tracer without bpf_loop, for
@@ -32,15 +33,18 @@ def find_clang() -> str:
     sys.exit("droptrace build: clang not found (apt-get install clang-19, or set CLANG)")
 
 
+def compile_object(source: str, out: Path, flags: Sequence[str] = ()) -> None:
+    """One object from one of this folder's sources (also for benchmarks' variants)."""
+    arch = ARCH.get(platform.machine(), "x86")
+    cmd = [find_clang(), "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", *flags,
+           "-Wall", "-Werror", "-I", str(HERE), "-c", str(HERE / source), "-o", str(out)]
+    subprocess.run(cmd, check=True)
+
+
 def build(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    arch = ARCH.get(platform.machine(), "x86")
-    clang = find_clang()
     for source, obj, flags in OBJECTS:
-        out = out_dir / obj
-        cmd = [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", *flags,
-               "-Wall", "-Werror", "-I", str(HERE), "-c", str(HERE / source), "-o", str(out)]
-        subprocess.run(cmd, check=True)
+        compile_object(source, out_dir / obj, flags)
 
 
 if __name__ == "__main__":

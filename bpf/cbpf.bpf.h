@@ -11,7 +11,7 @@
 /* droptrace_noloop.bpf.o, for kernels before 5.17: no bpf_loop, and their verifiers reject
  * an object that calls it even on a path never taken. User space runs the expression on the
  * copied headers instead (cfg.filter_on stays 0 with this object). */
-static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev)
+static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev, bool direct)
 {
 	return true;
 }
@@ -78,9 +78,32 @@ struct {
 	__type(value, struct dt_insn);
 } filter_insns SEC(".maps");
 
+/* The verdict cache's key: the bytes the program may read (the rest masked to 0), then the
+ * class, how many bytes were captured, and the length if the program reads it. */
+#define FC_WORDS ((DT_FC_FIXED + DT_FC_AFTER) / 8 + 1)
+#define FC_SLOTS 64
+#define FC_READ_MAX (DT_FC_FIXED > 60 + DT_FC_AFTER ? DT_FC_FIXED : 60 + DT_FC_AFTER)
+
+struct dt_fc_slot {
+	__u64 key[FC_WORDS];
+	__u64 verdict; /* 0: empty, 1: rejected, 2: accepted */
+};
+
+struct dt_fc {
+	struct dt_fc_slot slot[FC_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_fc);
+} filter_cache SEC(".maps");
+
 struct dt_vm {
 	__u32 A, X, pc, ret, len, base, start, stop;
 	__u32 M[16];
+	__u64 key[FC_WORDS];
 	struct dt_event ev;
 };
 
@@ -213,16 +236,71 @@ static int vm_step(__u32 index, void *unused)
 	return 0;
 }
 
-/* true when the loaded filter accepts this skb */
-static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev)
+/* The cache slot for the packet in vm, its key left in vm->key; NULL when the packet is of no
+ * cached class. Direct-mapped by a hash of the key: one compare of FC_WORDS words to look up. */
+static __always_inline struct dt_fc_slot *fc_slot(struct dt_vm *vm)
+{
+	int c = -1;
+	__u32 v;
+
+#pragma unroll
+	for (int i = 0; i < DT_FC_CLASSES; i++) {
+		if (c < 0 && cfg.filter_class[i].on && (cfg.filter_class[i].raw ? DT_FILTER_MAX : 0) == vm->base &&
+		    vm_load(vm, cfg.filter_class[i].off, 2, &v) &&
+		    (v & cfg.filter_class[i].mask) == cfg.filter_class[i].value)
+			c = i;
+	}
+	__u32 s = vm->start, x = 0, on;
+	if (c < 0 || s > DT_SNAP_MAX - 64 - DT_FC_AFTER) /* the key's bytes are all copied */
+		return NULL;
+	on = cfg.filter_class[c & 3].on;
+	if (vm_load(vm, cfg.filter_class[c & 3].msh, 1, &v))
+		x = (v & 0xf) << 2;
+	const volatile __u8 *m = cfg.filter_class[c & 3].reads;
+	__u64 h = c + 1;
+#pragma unroll
+	for (int i = 0; i < DT_FC_FIXED / 8; i++) {
+		vm->key[i] = *(__u64 *)&vm->ev.data[s + 8 * i] & *(const volatile __u64 *)&m[8 * i];
+		h = (h ^ vm->key[i]) * 0x9e3779b97f4a7c15ULL;
+	}
+#pragma unroll
+	for (int i = 0; i < DT_FC_AFTER / 8; i++) {
+		vm->key[DT_FC_FIXED / 8 + i] = *(__u64 *)&vm->ev.data[s + x + 8 * i] &
+					       *(const volatile __u64 *)&m[DT_FC_FIXED + 8 * i];
+		h = (h ^ vm->key[DT_FC_FIXED / 8 + i]) * 0x9e3779b97f4a7c15ULL;
+	}
+	__u32 avail = vm->ev.cap_len > s ? vm->ev.cap_len - s : 0;
+	if (avail > FC_READ_MAX) /* past what any cached program reads: a read cannot fail */
+		avail = FC_READ_MAX;
+	vm->key[FC_WORDS - 1] = (__u64)c | (__u64)avail << 8 | (__u64)(on & DT_FC_LEN ? vm->len : 0) << 32;
+	h = (h ^ vm->key[FC_WORDS - 1]) * 0x9e3779b97f4a7c15ULL;
+
+	__u32 zero = 0;
+	struct dt_fc *fc = bpf_map_lookup_elem(&filter_cache, &zero);
+	return fc ? &fc->slot[(h >> 40) & (FC_SLOTS - 1)] : NULL;
+}
+
+static __always_inline bool fc_hit(struct dt_fc_slot *slot, struct dt_vm *vm)
+{
+	if (!slot->verdict)
+		return false;
+#pragma unroll
+	for (int i = 0; i < FC_WORDS; i++)
+		if (slot->key[i] != vm->key[i])
+			return false;
+	return true;
+}
+
+/* true when the loaded filter accepts this skb (direct: see DT_RD) */
+static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_device *dev, bool direct)
 {
 	__u32 zero = 0;
 	struct dt_vm *vm = bpf_map_lookup_elem(&scratch, &zero);
 
 	if (!vm)
 		return false;
-	copy_headers(&vm->ev, skb, DT_SNAP_MAX, false);
-	__u16 type = dev ? BPF_CORE_READ(dev, type) : 0xffff;
+	copy_headers(&vm->ev, skb, DT_SNAP_MAX, direct);
+	__u16 type = dev ? DT_RD(direct, dev, type) : 0xffff;
 	__u16 mac = vm->ev.mac_off, net = vm->ev.net_off;
 	__u32 n;
 	if (mac != DT_OFF_UNSET && (type == 1 || type == 772) &&
@@ -239,9 +317,17 @@ static __always_inline bool filter_accepts(struct sk_buff *skb, struct net_devic
 	}
 	vm->A = vm->X = vm->pc = vm->ret = vm->stop = 0;
 	__builtin_memset(vm->M, 0, sizeof(vm->M));
-	vm->len = BPF_CORE_READ(skb, len) + vm->ev.data_off - vm->start;
+	vm->len = DT_RD(direct, skb, len) + vm->ev.data_off - vm->start;
+	struct dt_fc_slot *slot = fc_slot(vm); /* NULL when no class is cached */
+	if (slot && fc_hit(slot, vm))
+		return slot->verdict == 2;
 	bpf_loop(n > DT_FILTER_MAX ? DT_FILTER_MAX : n, vm_step, NULL, 0);
-	return vm->stop && vm->ret;
+	bool ok = vm->stop && vm->ret;
+	if (slot) {
+		__builtin_memcpy(slot->key, vm->key, sizeof(slot->key));
+		slot->verdict = ok ? 2 : 1;
+	}
+	return ok;
 }
 
 #endif /* DT_NO_BPF_LOOP */

@@ -52,7 +52,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 		return 0;
 	if (cfg.mark_on && (DT_RD(direct, skb, mark) & cfg.mark_mask) != cfg.mark)
 		return 0;
-	if (cfg.filter_on && !filter_accepts(skb, dev))
+	if (cfg.filter_on && !filter_accepts(skb, dev, direct))
 		return 0;
 
 	__u32 ifindex = dev ? DT_RD(direct, dev, ifindex) : DT_RD(direct, skb, skb_iif);

@@ -21,6 +21,9 @@ enum dt_limit {
 	DT_LIST_MAX = 64,    /* entries of each --netns / --interface list */
 	DT_NETNS_FEW = 4,    /* --netns lists this short are compared in place, not looked up in a map */
 	DT_TRAIL_HOPS = 16,  /* trail: the most recent hops kept per packet (a power of two) */
+	DT_FC_CLASSES = 4,   /* filter verdict cache: classes of packets (dt_filter_class) */
+	DT_FC_FIXED = 80,    /* ... bytes from the start that a cached filter may read */
+	DT_FC_AFTER = 48,    /* ... and from the end of the IPv4 header (4*(byte msh & 0xf)) */
 };
 
 /* `droptrace trail`: the tracepoints a packet is followed through. The tracepoint of
@@ -171,6 +174,26 @@ struct dt_trail_event {
 	__u32 _pad;
 };
 
+/* The tcpdump expression's verdict cache, for one class of packets: those whose 16 bits at
+ * `off` (big-endian, from the start of the program's input), masked with `mask`, equal `value`.
+ * User space proved (packet/filter_reads.py) that for such packets the program reads only the
+ * bytes marked in `reads` (DT_FC_FIXED from the start, then DT_FC_AFTER from 4*(byte msh & 0xf)),
+ * and the length if `on` has DT_FC_LEN: its verdict is a function of them. */
+enum dt_fc_flag {
+	DT_FC_ON = 1,
+	DT_FC_LEN = 2,
+};
+
+struct dt_filter_class {
+	__u8 on;                /* dt_fc_flag; 0: not cached */
+	__u8 raw;               /* of the raw-IP program (else the Ethernet one) */
+	__u8 off;
+	__u8 msh;
+	__u16 mask;
+	__u16 value;
+	__u8 reads[DT_FC_FIXED + DT_FC_AFTER]; /* 0xff where the program may read */
+};
+
 /* Set by user space in .rodata before load, field by field (by name, from
  * BTF); the verifier sees constants. */
 struct dt_config {
@@ -199,6 +222,7 @@ struct dt_config {
 	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */
 	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
 	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
+	struct dt_filter_class filter_class[DT_FC_CLASSES];
 	__u32 rate_limit;       /* events per second at most, 0: no limit */
 	__u32 wake_bytes;       /* wake the reader only once this much is queued (it also polls on a
 				 * timer); 0: the kernel's default, a wakeup whenever it had caught up */
@@ -220,6 +244,7 @@ struct dt_contract {
 	enum dt_flow flow;
 	enum dt_hook hook;
 	enum dt_verdict verdict;
+	enum dt_fc_flag fc_flag;
 	union {
 		struct dt_event_stack event_stack;
 		struct dt_event_big event_big;

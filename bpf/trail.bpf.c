@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* droptrace trail: the path a packet took before it was dropped, from tracepoints only.
  *
- * Every program here is a raw tracepoint on one networking step (enum dt_hook). The skb is
- * the key: the first time droptrace sees one, the filters run (namespace, device, mark, the
- * tcpdump expression) and a trail is created, or the skb is remembered as rejected (per CPU);
- * every later step costs one map lookup and, for a tracked skb, one hop written in place. When
+ * Every program here is a BTF tracepoint (tp_btf: the arguments are typed pointers, so the skb's
+ * fields are plain loads, not helper calls; trail needs BTF anyway) on one networking step
+ * (enum dt_hook). The skb is
+ * the key: the first time droptrace sees one where a packet can start (received, queued to a
+ * device, dropped), the filters run (namespace, device, mark, the tcpdump expression) and a
+ * trail is created, or the skb is remembered as rejected (per CPU); every later step costs an
+ * array load and, for a tracked skb, one hop written in place. When
  * the skb is freed, skb:kfree_skb ends its trail as dropped (emitted), skb:consume_skb as
  * consumed (emitted only with cfg.trail_all). A clone or copy is a new skb, seen anew.
  * Which argument is the skb differs between tracepoints and kernels: user space reads it
@@ -70,14 +73,20 @@ static __always_inline void untrack(__u64 key)
 }
 
 /* The skbs the filters rejected lately on this CPU, so the filters run once per packet: a
- * per-CPU ring, not a shared map, as every packet on the host may land here (a packet that moves
- * to another CPU is filtered again there, with the same answer). */
-#define REJECT_SLOTS 16
+ * per-CPU table indexed by address (one compare to look up, to forget), not a shared map, as
+ * every packet on the host may land here (a packet that moves to another CPU is filtered again
+ * there, with the same answer). An entry is forgotten when its skb is freed or read by a socket
+ * where a tracepoint sees it, and is ignored after cfg.trail_gap_ns: a freed skb's address is
+ * soon another packet's. */
+#define REJECT_SLOTS 256
+struct dt_reject {
+	__u64 skb;
+	__u64 ts;
+};
+
 struct dt_rejects {
-	__u64 skb[REJECT_SLOTS];
-	__u64 ts[REJECT_SLOTS];
-	__u32 next;
-	__u32 _pad;
+	struct dt_reject slot[REJECT_SLOTS];
+	__u64 addr; /* address_of()'s */
 };
 
 struct {
@@ -95,17 +104,23 @@ struct {
 	__type(value, struct dt_trail);
 } blank SEC(".maps");
 
-/* Argument i of the tracepoint, i a constant to the verifier (.rodata); read through a
- * helper, as a compiler may turn a switch of loads into one load at a computed ctx offset,
- * which the verifier refuses. */
+/* Argument i of the tracepoint, i a constant to the verifier (.rodata): one load from the
+ * argument array at a constant offset. Written as assembly, as a compiler may fold a switch of
+ * loads into one load at a computed offset, which the verifier refuses (and only the offset of
+ * the case taken may be verified: a tracepoint with one argument refuses a program that reads a
+ * second). */
+#define DT_ARG_LOAD(n) asm volatile("%0 = *(u64 *)(%1 + " #n ")" : "=r"(v) : "r"(args))
 static __always_inline void *arg(__u64 *args, __u32 i)
 {
-	void *p = NULL;
+	__u64 v = 0;
 
-	if (i > 3)
-		return NULL;
-	bpf_probe_read_kernel(&p, sizeof(p), &args[i]);
-	return p;
+	switch (i) {
+	case 0: DT_ARG_LOAD(0); break;
+	case 1: DT_ARG_LOAD(8); break;
+	case 2: DT_ARG_LOAD(16); break;
+	case 3: DT_ARG_LOAD(24); break;
+	}
+	return (void *)v;
 }
 
 static __always_inline struct sk_buff *skb_of(__u64 *args, enum dt_hook hook)
@@ -119,16 +134,16 @@ static __always_inline struct net_device *dev_of(__u64 *args, enum dt_hook hook,
 {
 	struct net_device *dev = cfg.trail_dev_arg[hook] <= 3 ? arg(args, cfg.trail_dev_arg[hook]) : NULL;
 
-	return dev ? dev : BPF_CORE_READ(skb, dev);
+	return dev ? dev : skb->dev;
 }
 
 static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 netns)
 {
 	if (!netns_wanted(netns) || !ifname_wanted(dev))
 		return false;
-	if (cfg.mark_on && (BPF_CORE_READ(skb, mark) & cfg.mark_mask) != cfg.mark)
+	if (cfg.mark_on && (skb->mark & cfg.mark_mask) != cfg.mark)
 		return false;
-	if (cfg.filter_on && !filter_accepts(skb, dev))
+	if (cfg.filter_on && !filter_accepts(skb, dev, true))
 		return false;
 	return true;
 }
@@ -141,77 +156,64 @@ static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, str
 	h->ts_ns = now;
 	h->hook = hook;
 	h->cpu = bpf_get_smp_processor_id();
-	h->len = BPF_CORE_READ(skb, len);
+	h->len = skb->len;
 	h->netns = netns;
 	if (dev) {
-		h->ifindex = BPF_CORE_READ(dev, ifindex);
-		bpf_probe_read_kernel(h->ifname, sizeof(h->ifname), dev->name);
+		h->ifindex = dev->ifindex;
+		__builtin_memcpy(h->ifname, dev->name, sizeof(h->ifname));
 	} else {
-		h->ifindex = BPF_CORE_READ(skb, skb_iif);
+		h->ifindex = skb->skb_iif;
 		__builtin_memset(h->ifname, 0, sizeof(h->ifname));
 	}
 	t->nhops += 1;
 	t->last_ns = now;
 }
 
-static __always_inline struct dt_rejects *rejects_here(void)
+/* The skb's address as a number, the trails' key. A tp_btf argument is a typed pointer on which
+ * the verifier allows no arithmetic (hashing it); stored into a map and read back, it is a
+ * number (to a privileged program, as droptrace's are). Cheaper than a helper call. */
+static __always_inline __u64 address_of(struct sk_buff *skb)
 {
 	__u32 zero = 0;
+	struct dt_rejects *r = bpf_map_lookup_elem(&rejects, &zero);
 
-	return bpf_map_lookup_elem(&rejects, &zero);
-}
-
-static __always_inline bool rejected_lately(struct dt_rejects *r, __u64 key, __u64 now)
-{
 	if (!r)
-		return false;
-#pragma unroll
-	for (int i = 0; i < REJECT_SLOTS; i++)
-		if (r->skb[i] == key && now - r->ts[i] <= cfg.trail_gap_ns)
-			return true;
-	return false;
+		return 0;
+	*(volatile __u64 *)&r->addr = (__u64)skb;
+	return *(volatile __u64 *)&r->addr;
 }
 
-static __always_inline void remember_rejected(struct dt_rejects *r, __u64 key, __u64 now)
+static __always_inline struct dt_reject *reject_slot(__u64 skb)
 {
-	if (!r)
-		return;
-	__u32 i = r->next++ & (REJECT_SLOTS - 1);
-	r->skb[i] = key;
-	r->ts[i] = now;
+	__u32 zero = 0;
+	struct dt_rejects *r = bpf_map_lookup_elem(&rejects, &zero);
+
+	return r ? &r->slot[((skb >> 8) ^ (skb >> 16)) & (REJECT_SLOTS - 1)] : NULL;
 }
 
-static __always_inline void forget_rejected(struct dt_rejects *r, __u64 key)
+static __always_inline void forget_rejected(__u64 key)
 {
-	if (!r)
-		return;
-#pragma unroll
-	for (int i = 0; i < REJECT_SLOTS; i++)
-		if (r->skb[i] == key)
-			r->skb[i] = 0;
+	struct dt_reject *r = reject_slot(key);
+
+	if (r && r->skb == key)
+		r->skb = 0;
 }
 
-/* The trail of this skb: the one tracked (if it is not an earlier packet's at a reused
- * address), else a new one if the filters want the skb; NULL if not tracked. Device and
- * namespace are read only past the cheap lookups: every packet on the host comes here. */
-static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, struct sk_buff *skb,
-					      __u64 now, struct net_device **dev, __u32 *netns)
+/* Where the filters run: a step that may be the first droptrace sees of a packet. */
+static __always_inline struct dt_trail *start_trail(__u64 *args, enum dt_hook hook, struct sk_buff *skb,
+						    __u64 key, __u64 now, struct net_device **dev, __u32 *netns)
 {
-	__u64 key = (__u64)skb;
-	struct dt_trail *t = maybe_tracked(key) ? bpf_map_lookup_elem(&trails, &key) : NULL;
+	struct dt_reject *r = reject_slot(key);
 
-	if (t) {
-		if (now - t->last_ns <= cfg.trail_gap_ns)
-			goto found;
-		untrack(key); /* an earlier packet's: the address was reused */
-	}
-	struct dt_rejects *r = rejects_here();
-	if (rejected_lately(r, key, now))
+	if (r && r->skb == key && now - r->ts <= cfg.trail_gap_ns)
 		return NULL;
 	*dev = dev_of(args, hook, skb);
-	*netns = netns_of(*dev, skb, false);
+	*netns = netns_of(*dev, skb, true);
 	if (!wanted(skb, *dev, *netns)) {
-		remember_rejected(r, key, now);
+		if (r) {
+			r->skb = key;
+			r->ts = now;
+		}
 		return NULL;
 	}
 	__u32 zero = 0;
@@ -225,49 +227,131 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, st
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&trails, &key);
-found:
-	*dev = dev_of(args, hook, skb);
-	*netns = netns_of(*dev, skb, false);
-	return t;
 }
 
-static __always_inline int on_hop(__u64 *args, enum dt_hook hook)
+/* The trail of this skb, if one is tracked (and is not an earlier packet's at a reused
+ * address); else, at a step that may start one (`entry`), a new trail if the filters want the
+ * skb. Most packets on the host are never tracked: for them a step that cannot start a trail
+ * costs the argument and one array load, and the clock is read only past that. */
+static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, bool entry, struct sk_buff *skb,
+					      __u64 key, __u64 *now, struct net_device **dev, __u32 *netns)
 {
+	struct dt_trail *t = NULL;
+
+	if (maybe_tracked(key))
+		t = bpf_map_lookup_elem(&trails, &key);
+	if (!t && !entry)
+		return NULL;
+	*now = bpf_ktime_get_ns();
+	if (t) {
+		if (*now - t->last_ns <= cfg.trail_gap_ns) {
+			*dev = dev_of(args, hook, skb);
+			*netns = netns_of(*dev, skb, true);
+			return t;
+		}
+		untrack(key); /* an earlier packet's: the address was reused */
+	}
+	return entry ? start_trail(args, hook, skb, key, *now, dev, netns) : NULL;
+}
+
+/* A step. `entry`: a packet may be first seen here (it is received, or queued to a device, or
+ * dropped); the other steps only follow a packet already tracked. `forget`: the skb's life
+ * ends here as far as the filters know (read by a socket, whose free 6.18 may defer where no
+ * tracepoint is), so its rejection is forgotten before the address is reused. */
+static __always_inline int on_hop(__u64 *args, enum dt_hook hook, bool entry, bool forget)
+{
+#ifdef DT_TRAIL_FLOOR
+	return 0;
+#endif
 	struct sk_buff *skb = skb_of(args, hook);
 	if (!skb)
 		return 0;
 	struct net_device *dev = NULL;
 	__u32 netns = 0;
-	__u64 now = bpf_ktime_get_ns();
-	struct dt_trail *t = track(args, hook, skb, now, &dev, &netns);
+	__u64 now = 0, key = address_of(skb);
+	struct dt_trail *t = track(args, hook, entry, skb, key, &now, &dev, &netns);
 	if (t)
 		add_hop(t, skb, dev, netns, hook, now);
+	else if (forget)
+		forget_rejected(key);
 	return 0;
 }
 
-/* The skb is freed: emit its trail (dropped, or with cfg.trail_all consumed), forget it. */
+/* A trail shows the packet's headers, never its payload: its capture stops at the end of what
+ * is decoded (the ports, TCP's flags, ICMP's type and code), and the bytes there that change
+ * from one packet of a flow to the next (IPv4's ID and checksum, TCP's sequence numbers) are
+ * zeroed. The trails of one flow that took one path are then alike but for their times and
+ * lengths, and user space makes their text once. IPv6 with extension headers, and what is not
+ * IP, are kept as captured. */
+static __always_inline void zero2(struct dt_event *e, __u32 at)
+{
+	e->data[at & (DT_SNAP_MAX - 1)] = 0;
+	e->data[(at + 1) & (DT_SNAP_MAX - 1)] = 0;
+}
+
+static __always_inline void headers_only(struct dt_event *e)
+{
+	__u32 ip = e->net_off, l4, proto;
+
+	if (ip >= DT_SNAP_MAX - 64 || ip + 20 > e->cap_len)
+		return;
+	__u8 first = e->data[ip & (DT_SNAP_MAX - 1)];
+	if (first >> 4 == 4 && (first & 0xf) >= 5) {
+		l4 = ip + (first & 0xf) * 4;
+		proto = e->data[(ip + 9) & (DT_SNAP_MAX - 1)];
+		zero2(e, ip + 4);  /* ID */
+		zero2(e, ip + 10); /* checksum */
+	} else if (first >> 4 == 6 && ip + 40 <= e->cap_len) {
+		l4 = ip + 40;
+		proto = e->data[(ip + 6) & (DT_SNAP_MAX - 1)];
+		if (proto != 6 && proto != 17 && proto != 33 && proto != 58 && proto != 132 && proto != 136)
+			return; /* an extension header, or no transport header */
+	} else {
+		return;
+	}
+	__u32 end = l4;
+	if (proto == 6) {
+		end = l4 + 14; /* ports, sequence numbers, flags */
+#pragma unroll
+		for (int i = 4; i < 12; i += 2)
+			zero2(e, l4 + i);
+	} else if (proto == 17 || proto == 33 || proto == 132 || proto == 136) {
+		end = l4 + 4; /* ports */
+	} else if (proto == 1 || proto == 58) {
+		end = l4 + 2; /* type, code */
+	}
+	if (end < e->cap_len)
+		e->cap_len = end;
+}
+
+/* The skb is freed: emit its trail (dropped, or with cfg.trail_all consumed), forget it. A drop
+ * may start a trail (a packet created here and dropped before any other step); a consumed skb
+ * never seen before is not a packet droptrace followed. */
 static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location, __u32 reason,
 				  enum dt_verdict verdict)
 {
+#ifdef DT_TRAIL_FLOOR
+	return 0;
+#endif
 	struct sk_buff *skb = skb_of(args, hook);
 	if (!skb)
 		return 0;
-	__u64 key = (__u64)skb;
+	__u64 key = address_of(skb);
 	bool emit = verdict == DT_VERDICT_DROPPED ? (!cfg.has_reason || reason_wanted(reason)) : cfg.trail_all;
 
 	if (!emit) {
-		/* most frees on the host: an array lookup, and a delete only for a tracked skb */
+		/* most frees on the host: an array load, and a delete only for a tracked skb */
 		if (maybe_tracked(key))
 			untrack(key);
-		forget_rejected(rejects_here(), key);
+		forget_rejected(key);
 		return 0;
 	}
 	struct net_device *dev = NULL;
 	__u32 netns = 0;
-	__u64 now = bpf_ktime_get_ns();
-	struct dt_trail *t = track(args, hook, skb, now, &dev, &netns);
+	__u64 now = 0;
+	struct dt_trail *t = track(args, hook, verdict == DT_VERDICT_DROPPED, skb, key, &now, &dev, &netns);
 	if (!t) {
-		forget_rejected(rejects_here(), key);
+		forget_rejected(key);
 		return 0;
 	}
 	add_hop(t, skb, dev, netns, hook, now);
@@ -278,10 +362,11 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		count(DT_STAT_LOST);
 		goto forget;
 	}
-	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
 	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
-		   netns, ifindex, BPF_CORE_READ(skb, mark), bpf_get_current_pid_tgid(), false);
-	copy_headers(&te->ev, skb, DT_SNAP_MAX, false);
+		   netns, ifindex, skb->mark, bpf_get_current_pid_tgid(), true);
+	copy_headers(&te->ev, skb, DT_SNAP_MAX, true);
+	headers_only(&te->ev);
 	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
 	te->verdict = verdict;
 	te->_pad = 0;
@@ -292,35 +377,36 @@ forget:
 	return 0;
 }
 
-#define HOP(name, id)                                                   \
-	SEC("raw_tp/" #name)                                            \
-	int dt_trail_##name(__u64 *ctx)        \
+#define HOP(name, id, entry, forget)                                    \
+	SEC("tp_btf/" #name)                                            \
+	int dt_trail_##name(__u64 *ctx)                                 \
 	{                                                               \
-		return on_hop(ctx, id);                           \
+		return on_hop(ctx, id, entry, forget);                  \
 	}
 
-HOP(netif_receive_skb, DT_HOOK_NETIF_RECEIVE_SKB)
-HOP(netif_rx, DT_HOOK_NETIF_RX)
-HOP(napi_gro_receive_entry, DT_HOOK_NAPI_GRO_RECEIVE_ENTRY)
-HOP(net_dev_queue, DT_HOOK_NET_DEV_QUEUE)
-HOP(net_dev_start_xmit, DT_HOOK_NET_DEV_START_XMIT)
-HOP(net_dev_xmit, DT_HOOK_NET_DEV_XMIT)
-HOP(qdisc_enqueue, DT_HOOK_QDISC_ENQUEUE)
-HOP(qdisc_dequeue, DT_HOOK_QDISC_DEQUEUE)
-HOP(skb_copy_datagram_iovec, DT_HOOK_SKB_COPY_DATAGRAM_IOVEC)
-HOP(tcp_retransmit_skb, DT_HOOK_TCP_RETRANSMIT_SKB)
-HOP(tcp_send_reset, DT_HOOK_TCP_SEND_RESET)
-HOP(sock_rcvqueue_full, DT_HOOK_SOCK_RCVQUEUE_FULL)
-HOP(udp_fail_queue_rcv_skb, DT_HOOK_UDP_FAIL_QUEUE_RCV_SKB)
-HOP(icmp_send, DT_HOOK_ICMP_SEND)
-
-SEC("raw_tp/consume_skb")
+/* where a packet enters the stack, or a device's queue: a trail may start here */
+HOP(netif_receive_skb, DT_HOOK_NETIF_RECEIVE_SKB, true, false)
+HOP(netif_rx, DT_HOOK_NETIF_RX, true, false)
+HOP(napi_gro_receive_entry, DT_HOOK_NAPI_GRO_RECEIVE_ENTRY, true, false)
+HOP(net_dev_queue, DT_HOOK_NET_DEV_QUEUE, true, false)
+/* the steps after those */
+HOP(net_dev_start_xmit, DT_HOOK_NET_DEV_START_XMIT, false, false)
+HOP(net_dev_xmit, DT_HOOK_NET_DEV_XMIT, false, false)
+HOP(qdisc_enqueue, DT_HOOK_QDISC_ENQUEUE, false, false)
+HOP(qdisc_dequeue, DT_HOOK_QDISC_DEQUEUE, false, false)
+HOP(skb_copy_datagram_iovec, DT_HOOK_SKB_COPY_DATAGRAM_IOVEC, false, true)
+HOP(tcp_retransmit_skb, DT_HOOK_TCP_RETRANSMIT_SKB, false, false)
+HOP(tcp_send_reset, DT_HOOK_TCP_SEND_RESET, false, false)
+HOP(sock_rcvqueue_full, DT_HOOK_SOCK_RCVQUEUE_FULL, false, false)
+HOP(udp_fail_queue_rcv_skb, DT_HOOK_UDP_FAIL_QUEUE_RCV_SKB, false, false)
+HOP(icmp_send, DT_HOOK_ICMP_SEND, false, false)
+SEC("tp_btf/consume_skb")
 int dt_trail_consume_skb(__u64 *ctx)
 {
 	return on_end(ctx, DT_HOOK_CONSUME_SKB, 0, 0, DT_VERDICT_CONSUMED);
 }
 
-SEC("raw_tp/kfree_skb")
+SEC("tp_btf/kfree_skb")
 int dt_trail_kfree_skb(__u64 *ctx)
 {
 	/* (skb, location[, reason]): the reason exists from 5.17 (cfg.has_reason) */

@@ -7,7 +7,7 @@ transmitted, or consumed.
 from __future__ import annotations
 
 import argparse
-from typing import Any, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from ..event import Event, dumps, iso_time
 from ..formats.out import Output
@@ -33,56 +33,135 @@ def verdict_of(verdict: str, hops: List[Hop]) -> str:
     return "consumed"
 
 
+SHAPES_MAX = 4096  # output templates kept (a storm has few; a spoofed one is cleared through)
+_SLOT = "\x00dt-slot-%d\x00"  # where a template's values go (cannot occur in what is shown)
+
+
 class TrailWriter:
-    """Records -> one block of text, or one JSON object, per packet."""
+    """Records -> one block of text, or one JSON object, per packet.
+
+    In a storm most trails are one flow taking one path: the output is made once per such shape
+    (the record minus its times and the packet's length) as a template, and each trail only
+    fills in its times (and length).
+    """
 
     def __init__(self, out: Output, tracer: TrailTracer, as_json: bool, names: Any) -> None:
         self.out, self.tracer, self.as_json, self.names = out, tracer, as_json, names
         self.offset = mono_to_wall_ns()
+        self._places: Dict[Tuple[str, int], str] = {}  # "device@namespace", for one batch
+        self._shapes: Dict[tuple, Callable[[bytes], Any]] = {}
 
     def write_raw(self, raw: List[bytes]) -> None:
         if not raw:
             return
-        parts = [self.json(*t) if self.as_json else self.text(*t) for t in self.tracer.trails(raw)]
+        self._places = {}
+        records, shapes = self.tracer.records, self._shapes
+        parts = []
+        for r in raw:
+            key = records.shape(r)
+            fill = shapes.get(key)
+            if fill is None:
+                if len(shapes) >= SHAPES_MAX:
+                    shapes.clear()
+                fill = shapes[key] = self._template(r)
+            parts.append(fill(r))
         if self.as_json:
-            self.out.write(b"".join(p + b"\n" for p in parts))  # type: ignore[operator]
+            self.out.write(b"".join(p + b"\n" for p in parts))
         else:
-            self.out.write_text("".join(parts))  # type: ignore[arg-type]
+            self.out.write_text("".join(parts))
+
+    def _template(self, r: bytes) -> Callable[[bytes], Any]:
+        """The output of trails shaped like r, as a function of such a record."""
+        records = self.tracer.records
+        e, verdict, hops, lost = records.trail(r)
+        if not hops:  # not written by the kernel; shown whole if it ever is
+            return lambda rec: (self.json if self.as_json else self.text)(*records.trail(rec))
+        times, iso, offset = records.times(r), self.tracer.converter.time_iso, self.offset
+        if self.as_json:
+            parts = self._json_parts(e, verdict, hops, lost)
+            length = records.packet_len if e.len is not None else None
+
+            def fill_json(rec: bytes) -> bytes:
+                ts = [iso(t + offset).encode() for t in times(rec)]
+                return _interleave(parts, ts[:1] + ([str(length(rec)).encode()] if length else []) + ts)
+            return fill_json
+        fmt = self._text_format(e, verdict, hops, lost)
+
+        def fill_text(rec: bytes) -> str:
+            ts = times(rec)
+            first = ts[0]
+            return fmt % (iso(first + offset), *[(t - first) / 1000 for t in ts])
+        return fill_text
 
     def _where(self, ifname: str, netns: int) -> str:
-        info = self.names.lookup(netns) if self.names is not None and netns else None
-        ns = (info.name if info is not None and info.name else None) or (str(netns) if netns else "?")
-        return f"{ifname or '-'}@{ns}"
+        place = self._places.get((ifname, netns))
+        if place is None:
+            info = self.names.lookup(netns) if self.names is not None and netns else None
+            ns = (info.name if info is not None and info.name else None) or (str(netns) if netns else "?")
+            place = self._places[(ifname, netns)] = f"{ifname or '-'}@{ns}"
+        return place
 
-    def text(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
+    def _text_format(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
+        """The block for a trail, as a %-format of the first hop's time and each hop's +µs."""
+        def lit(text: str) -> str:
+            return text.replace("%", "%%")
         src = f"{e.saddr}:{e.sport}" if e.sport is not None else str(e.saddr)
         dst = f"{e.daddr}:{e.dport}" if e.dport is not None else str(e.daddr)
         flow = f"{e.l4 or e.l3 or '?'} {src} -> {dst}" if e.saddr else f"{e.l3 or '?'}"
         end = verdict_of(verdict, hops)
         why = f" {e.reason}" if end == "dropped" and e.reason else ""
         at = f" at {e.location}" if end == "dropped" else ""
-        lines = [f"{iso_time(hops[0].time_ns + self.offset) if hops else e.time}  {flow}  {end}{why}{at}"]
+        lines = ["%s" + lit(f"  {flow}  {end}{why}{at}")]
         if lost:
             lines.append(f"  ({lost} earlier hops not kept)")
-        first = hops[0].time_ns if hops else 0
         for h in hops:
-            delta = (h.time_ns - first) / 1000
-            lines.append(f"  +{delta:>10.1f}µs  {h.hook:<24} {self._where(h.ifname, h.netns)}  len {h.len}"
-                         f"  cpu {h.cpu}")
+            lines.append("  +%10.1fµs  " + lit(f"{h.hook:<24} {self._where(h.ifname, h.netns)}  len {h.len}"
+                                                f"  cpu {h.cpu}"))
         return "\n".join(lines) + "\n\n"
 
-    def json(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> bytes:
+    def text(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
+        fmt = self._text_format(e, verdict, hops, lost)
+        if not hops:
+            return fmt.replace("%s", e.time, 1).replace("%%", "%")
+        first = hops[0].time_ns
+        return fmt % (iso_time(first + self.offset), *[(h.time_ns - first) / 1000 for h in hops])
+
+    def _json_parts(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> List[bytes]:
+        """The object for a trail, cut where its values go, in order: the trail's time (its first
+        hop's), the packet's length (if it has one), each hop's time."""
         end = verdict_of(verdict, hops)
-        return dumps({
-            "time": iso_time(hops[0].time_ns + self.offset) if hops else e.time,
+        when, length = _SLOT % 0, _SLOT % 1
+        at = [_SLOT % (2 + i) for i in range(len(hops))]
+        obj = dumps({
+            "time": when if hops else e.time,
             "verdict": end, "reason": e.reason if end == "dropped" else None,
             "location": e.location if end == "dropped" else None,
             "l3": e.l3, "l4": e.l4, "saddr": e.saddr, "daddr": e.daddr, "sport": e.sport, "dport": e.dport,
-            "tcp_flags": e.tcp_flags, "len": e.len,
-            "hops": [{"time": iso_time(h.time_ns + self.offset), "hook": h.hook, "ifname": h.ifname or None,
-                      "ifindex": h.ifindex or None, "netns": h.netns or None, "len": h.len, "cpu": h.cpu}
-                     for h in hops],
+            "tcp_flags": e.tcp_flags, "len": length if e.len is not None else None,
+            "hops": [{"time": t, "hook": h.hook, "ifname": h.ifname or None, "ifindex": h.ifindex or None,
+                      "netns": h.netns or None, "len": h.len, "cpu": h.cpu} for t, h in zip(at, hops)],
             "hops_lost": lost})
+        cuts = ([dumps(when)[1:-1]] if hops else []) + ([dumps(length)] if e.len is not None else []) + \
+            [dumps(t)[1:-1] for t in at]
+        parts = [obj]
+        for cut in cuts:
+            head, found, rest = parts[-1].partition(cut)
+            if not found:
+                raise AssertionError(f"trail JSON template: {cut!r} not in {obj!r:.200}")
+            parts[-1:] = [head, rest]
+        return parts
+
+    def json(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> bytes:
+        times = [iso_time(h.time_ns + self.offset).encode() for h in hops]
+        return _interleave(self._json_parts(e, verdict, hops, lost),
+                           times[:1] + ([str(e.len).encode()] if e.len is not None else []) + times)
+
+
+def _interleave(parts: List[bytes], values: List[bytes]) -> bytes:
+    out = [parts[0]]
+    for v, part in zip(values, parts[1:]):
+        out += [v, part]
+    return b"".join(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +183,7 @@ def main(argv: Sequence[str]) -> int:
     if args.hook:
         from ..errors import UsageError
 
-        raise UsageError("--hook: trail always uses raw tracepoints (one per networking step)")
+        raise UsageError("--hook: trail always uses BTF tracepoints (tp_btf, one per networking step)")
     tracer = TrailTracer(options(args), every=args.all)
     names = None
     try:

@@ -20,7 +20,8 @@ OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
 OBJECT_NOLOOP = "droptrace_noloop.bpf.o"  # no bpf_loop: kernels before 5.17
 OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP = "trail.bpf.o", "trail_noloop.bpf.o"
 # The enums of droptrace.h that hold constants, by their C name.
-_ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow", "dt_hook", "dt_verdict")
+_ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow", "dt_hook", "dt_verdict",
+          "dt_fc_flag")
 
 
 def object_path(name: str = OBJECT) -> str:

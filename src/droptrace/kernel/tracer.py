@@ -179,11 +179,36 @@ class Tracer:
             "filter_on": int(bool(self._filter)),
             "filter_eth_len": len(self._filter[0]) if self._filter else 0,
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
+            "filter_class": self._filter_classes(),
             "rate_limit": o.rate_limit,
             # woken once 1/16 of the ring is queued, else by MmapRing's poll timer (POLL_MS)
             "wake_bytes": 0 if o.aggregate else o.ringbuf_bytes // 16,
             **self._trail_config(),
         }
+
+    def _filter_classes(self) -> bytes:
+        """dt_config.filter_class: for each class of packets, the bytes the expression reads there
+        (the kernel caches its verdicts by them), or nothing (not cached)."""
+        from ..packet.filter_reads import CLASSES, reads
+
+        c, st = self.bpf.const, self.bpf.struct("dt_filter_class")
+        fixed, after = c["DT_FC_FIXED"], c["DT_FC_AFTER"]
+        out = []
+        for cls in CLASSES[:c["DT_FC_CLASSES"]]:
+            prog, off, mask, value = cls
+            r = reads(self._filter[prog == "raw"], cls, fixed, after) if self._filter else None
+            if r is None:
+                out.append(st.pack({"on": 0}, complete=False))
+                continue
+            marks = bytearray(fixed + after)
+            for i in r.fixed:
+                marks[i] = 0xFF
+            for i in r.after_msh:
+                marks[fixed + i] = 0xFF
+            out.append(st.pack({"on": c["DT_FC_ON"] | (c["DT_FC_LEN"] if r.uses_len else 0),
+                                "raw": int(prog == "raw"), "off": off, "msh": r.msh or 0, "mask": mask,
+                                "value": value, "reads": bytes(marks)}))
+        return b"".join(out)
 
     def _netns_few(self) -> Dict[str, Union[int, bytes]]:
         """A short --netns list goes into the configuration itself (compared in place); a longer

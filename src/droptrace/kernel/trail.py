@@ -1,21 +1,24 @@
-"""Loading bpf/trail.bpf.c: a raw tracepoint program per networking step, each told which of its
+"""Loading bpf/trail.bpf.c: a BTF tracepoint (tp_btf) program per networking step, each told which of its
 tracepoint's arguments is the skb.
 
 Which tracepoints exist, and where the skb is among their arguments, differ between kernels
 (udp_fail_queue_rcv_skb has carried its skb only lately; icmp_send is recent): both are read from
-the running kernel's BTF, whose `btf_trace_<name>` typedefs give each raw tracepoint's
+the running kernel's BTF, whose `btf_trace_<name>` typedefs give each tracepoint's
 prototype. A step this kernel lacks is left out and said once.
 """
 from __future__ import annotations
 
+import operator
+import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
+from ..convert import Converter
 from ..errors import DroptraceError
 from ..event import Event
 from . import btf as btfmod
 from . import libbpf
-from .contract import OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP
+from .contract import OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP, Contract
 from .tracer import BTF_PATH, Tracer, has_bpf_loop
 
 HOOK_PREFIX = "DT_HOOK_"
@@ -75,6 +78,7 @@ class TrailTracer(Tracer):
         self._skb_args: Dict[str, Optional[int]] = {}
         self._dev_args: Dict[str, Optional[int]] = {}
         self._hooks = hooks(self.bpf.const)
+        self._records: Optional[TrailRecords] = None
 
     def start(self) -> None:
         if not self.btf:
@@ -93,8 +97,8 @@ class TrailTracer(Tracer):
             self.limits.append(f"no tracepoint with an skb here for: {', '.join(self.missing)}; "
                                "those steps are not shown")
         if self._skb_args.get("kfree_skb") is None:
-            raise DroptraceError("this kernel has no skb:kfree_skb raw tracepoint")
-        self.opts.hook = "raw_tp"
+            raise DroptraceError("this kernel has no skb:kfree_skb tracepoint in its BTF")
+        self.opts.hook = "tp_btf"
         super().start()  # picks OBJECTS[1] where the kernel has no bpf_loop
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
@@ -127,30 +131,102 @@ class TrailTracer(Tracer):
                                  "object and this droptrace disagree; reinstall droptrace")
         return raw
 
+    @property
+    def records(self) -> "TrailRecords":
+        """How to read this object's trail records."""
+        if self._records is None:
+            self._records = TrailRecords(self.bpf, self._hooks, self.converter)
+        return self._records
+
     def trails(self, raw: List[bytes]) -> List[Tuple[Event, str, List[Hop], int]]:
         """Ring records -> (the packet at its end, verdict, hops oldest first, hops lost)."""
-        te, trail, hop = (self.bpf.struct(n) for n in ("dt_trail_event", "dt_trail", "dt_hop"))
-        ev_at, ev_size = te.fields["ev"].offset, self.bpf.struct("dt_event").size
-        tr_at, vd = te.fields["trail"].offset, te.fields["verdict"]
-        hops_at, keep = trail.fields["hops"].offset, self.bpf.const["DT_TRAIL_HOPS"]
-        verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in self.bpf.const.items()
-                    if k.startswith("DT_VERDICT_")}
-        convert = self.converter.convert
-        out = []
-        for r in raw:
-            e = convert(r[ev_at:ev_at + ev_size])
-            t = trail.unpack(r[tr_at:tr_at + trail.size])
-            n = t["nhops"]
-            steps = []
-            for i in range(max(0, n - keep), n):
-                at = tr_at + hops_at + (i % keep) * hop.size
-                h = hop.unpack(r[at:at + hop.size])
-                steps.append(Hop(h["ts_ns"], self._hooks.get(h["hook"], str(h["hook"])), h["ifindex"],
-                                 h["ifname"].split(b"\0", 1)[0].decode(errors="replace"), h["netns"],
-                                 h["len"], h["cpu"]))
-            verdict = verdicts.get(int.from_bytes(r[vd.offset:vd.end], "little"), "?")
-            out.append((e, verdict, steps, max(0, n - keep)))
-        return out
+        return [self.records.trail(r) for r in raw]
+
+
+class TrailRecords:
+    """Where each part of a trail record is (from the object's layouts, read once), and the
+    record's parts: the whole trail, or for a storm just its shape and its times."""
+
+    def __init__(self, bpf: Contract, hook_names: Dict[int, str], converter: Converter) -> None:
+        te, trail, hop = (bpf.struct(n) for n in ("dt_trail_event", "dt_trail", "dt_hop"))
+        fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu")
+        st, index = hop.struct(fields)
+        self._pick = operator.itemgetter(*(index[f] for f in fields))  # in that order, whatever the struct's
+        self._hop = struct.Struct(st.format + f"{hop.size - st.size}x")  # one hop, its whole stride
+        self.keep = bpf.const["DT_TRAIL_HOPS"]
+        ts = hop.field("ts_ns")
+        # every hop's time, in ring order
+        self._times = struct.Struct("<" + f"{ts.offset}xQ{hop.size - ts.end}x" * self.keep)
+        ev_at, tr_at = te.offset("ev"), te.offset("trail")
+        self._ev = slice(ev_at, ev_at + bpf.struct("dt_event").size)
+        self._ev_len = slice(ev_at + bpf.struct("dt_event").offset("len"),
+                             ev_at + bpf.struct("dt_event").field("len").end)
+        self._nhops = slice(tr_at + trail.offset("nhops"), tr_at + trail.field("nhops").end)
+        self._verdict = slice(te.offset("verdict"), te.field("verdict").end)
+        self._hops_at = tr_at + trail.offset("hops")
+        self._hops = slice(self._hops_at, self._hops_at + self.keep * hop.size)
+        # What a storm's trails of one flow that took one path have in common (the kernel zeroes the
+        # bytes of their headers that differ, and captures no payload): the event without its
+        # time, task, length and packet bytes (converter.keyed), the packet bytes it captured, and
+        # the trail without its times.
+        ev = bpf.struct("dt_event")
+        head = bytearray(ev.offset("data"))
+        for a, b in converter.keyed:
+            head[a:min(b, len(head))] = b"\xff" * max(0, min(b, len(head)) - a)
+        self._head = slice(ev_at, ev_at + len(head))
+        self._head_mask = int.from_bytes(head, "little")
+        self._data_at = ev_at + len(head)
+        self._cap = slice(ev_at + ev.offset("cap_len"), ev_at + ev.field("cap_len").end)
+        whole = bytearray(b"\xff" * trail.size)
+        times = [(trail.offset("hops") + i * hop.size + ts.offset, ts.size) for i in range(self.keep)]
+        for off, size in [(trail.offset("last_ns"), trail.field("last_ns").size), *times]:
+            whole[off:off + size] = bytes(size)
+        self._trail = slice(tr_at, tr_at + trail.size)
+        self._trail_mask = int.from_bytes(whole, "little")
+        self._verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in bpf.const.items()
+                          if k.startswith("DT_VERDICT_")}
+        self._hook_names, self._ifnames = hook_names, {}  # type: Dict[bytes, str]
+        self._converter = converter
+
+    def count(self, r: bytes) -> int:
+        """Hops the trail saw (the last `keep` are in the record)."""
+        return int.from_bytes(r[self._nhops], "little")
+
+    def trail(self, r: bytes) -> Tuple[Event, str, List[Hop], int]:
+        """(the packet at its end, verdict, hops oldest first, hops lost)."""
+        e = self._converter.convert(r[self._ev])
+        n, keep, pick, names = self.count(r), self.keep, self._pick, self._ifnames
+        slots = list(self._hop.iter_unpack(r[self._hops]))
+        steps = []
+        for i in range(max(0, n - keep), n):
+            ts, hook, ifindex, ifname, netns, length, cpu = pick(slots[i % keep])
+            name = names.get(ifname)
+            if name is None:
+                name = names[ifname] = ifname.split(b"\0", 1)[0].decode(errors="replace")
+            steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length, cpu))
+        verdict = self._verdicts.get(int.from_bytes(r[self._verdict], "little"), "?")
+        return e, verdict, steps, max(0, n - keep)
+
+    def shape(self, r: bytes) -> tuple:
+        """All of a record that its text or JSON shows but its times and the packet's length: equal
+        for the trails of one flow that took one path, so their output is made once."""
+        cap = int.from_bytes(r[self._cap], "little")
+        return (int.from_bytes(r[self._head], "little") & self._head_mask,
+                r[self._data_at:self._data_at + cap],
+                int.from_bytes(r[self._trail], "little") & self._trail_mask, r[self._verdict])
+
+    def times(self, r: bytes) -> Callable[[bytes], tuple]:
+        """For records shaped like r: a function of a record giving its hops' times, oldest first."""
+        n = self.count(r)
+        order = [i % self.keep for i in range(max(0, n - self.keep), n)]
+        unpack, at = self._times.unpack_from, self._hops_at
+        if len(order) == 1:
+            return lambda rec: (unpack(rec, at)[order[0]],)
+        get = operator.itemgetter(*order)
+        return lambda rec: get(unpack(rec, at))
+
+    def packet_len(self, r: bytes) -> int:
+        return int.from_bytes(r[self._ev_len], "little")
 
 
 def mono_to_wall_ns() -> int:
@@ -160,4 +236,4 @@ def mono_to_wall_ns() -> int:
     return time.time_ns() - time.monotonic_ns()
 
 
-__all__ = ["TrailTracer", "Hop", "hooks", "pointer_arguments", "mono_to_wall_ns", "NO_ARG"]
+__all__ = ["TrailTracer", "TrailRecords", "Hop", "hooks", "pointer_arguments", "mono_to_wall_ns", "NO_ARG"]
