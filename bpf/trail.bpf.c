@@ -25,21 +25,24 @@ char LICENSE[] SEC("license") = "GPL";
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
 
-/* skb address -> its trail. An LRU with a list per CPU (BPF_F_NO_COMMON_LRU): skbs freed where
- * no tracepoint is (6.18 defers the free of a skb read by a socket) leave their trails here
- * until evicted, and a shared LRU list would serialise every CPU on its lock under load. */
+/* Trails by skb address: sets of two slots, an address hashes to a set and its trail is in one of
+ * the two. Finding, starting and ending a trail are a few loads and stores (a hash map's update
+ * and delete cost hundreds of nanoseconds, paid by every packet when everything is followed). A
+ * new trail takes a free slot of its set, else the one idle longer: skbs freed where no
+ * tracepoint is (6.18 defers the free of an skb read by a socket) leave their trails until then.
+ * Two CPUs starting trails in one set at the same instant may take the same slot: one packet is
+ * then followed from its next step on. */
+#define TRAIL_SETS 8192
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(map_flags, 2 /* BPF_F_NO_COMMON_LRU */);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * TRAIL_SETS);
+	__type(key, __u32);
 	__type(value, struct dt_trail);
 } trails SEC(".maps");
 
 /* How many tracked skbs hash to each slot (by address): a slot at zero means "not tracked"
- * without a lookup in trails, as an array lookup is a few instructions and most packets on the
- * host are never tracked. A trail evicted from the LRU leaves its slot counted: that only costs a
- * lookup. */
+ * without a look in trails, whose slots are big and many (cache misses), as most packets on the
+ * host are never tracked. */
 #define TRACKED_SLOTS 65536
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -62,14 +65,56 @@ static __always_inline bool maybe_tracked(__u64 skb)
 	return !n || *n;
 }
 
-/* A trail was deleted (not evicted): its slot counts one fewer. */
-static __always_inline void untrack(__u64 key)
+static __always_inline struct dt_trail *trail_at(__u32 i)
 {
-	if (bpf_map_delete_elem(&trails, &key) == 0) {
+	return bpf_map_lookup_elem(&trails, &i);
+}
+
+static __always_inline __u32 set_of(__u64 skb)
+{
+	return (__u32)(((skb >> 8) ^ (skb >> 21)) & (TRAIL_SETS - 1)) * 2;
+}
+
+static __always_inline struct dt_trail *find(__u64 key)
+{
+	__u32 i = set_of(key);
+	struct dt_trail *t = trail_at(i);
+
+	if (t && t->skb == key)
+		return t;
+	t = trail_at(i + 1);
+	return t && t->skb == key ? t : NULL;
+}
+
+/* The slot is free again, and its skb's tracked count one fewer. */
+static __always_inline void end_trail(struct dt_trail *t)
+{
+	__u64 key = t->skb;
+
+	t->skb = 0;
+	if (key) {
 		__u32 *n = tracked_slot(key);
 		if (n && *n)
 			__sync_fetch_and_add(n, -1);
 	}
+}
+
+/* A slot for a new trail of skb `key`, started at `now`. */
+static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
+{
+	__u32 i = set_of(key);
+	struct dt_trail *a = trail_at(i), *b = trail_at(i + 1);
+	__u32 *n = tracked_slot(key);
+
+	if (!a || !b || !n)
+		return NULL;
+	struct dt_trail *t = !a->skb ? a : !b->skb ? b : a->last_ns <= b->last_ns ? a : b;
+	end_trail(t);
+	__sync_fetch_and_add(n, 1);
+	t->nhops = 0;
+	t->last_ns = now;
+	t->skb = key;
+	return t;
 }
 
 /* The skbs the filters rejected lately on this CPU, so the filters run once per packet: a
@@ -95,14 +140,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct dt_rejects);
 } rejects SEC(".maps");
-
-/* A zeroed trail to create entries from (too big for the stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dt_trail);
-} blank SEC(".maps");
 
 /* Argument i of the tracepoint, i a constant to the verifier (.rodata): one load from the
  * argument array at a constant offset. Written as assembly, as a compiler may fold a switch of
@@ -216,17 +253,7 @@ static __always_inline struct dt_trail *start_trail(__u64 *args, enum dt_hook ho
 		}
 		return NULL;
 	}
-	__u32 zero = 0;
-	struct dt_trail *b = bpf_map_lookup_elem(&blank, &zero);
-	__u32 *n = tracked_slot(key);
-	if (!b || !n)
-		return NULL;
-	__sync_fetch_and_add(n, 1); /* before the trail exists: another CPU never misses it */
-	if (bpf_map_update_elem(&trails, &key, b, BPF_ANY)) {
-		__sync_fetch_and_add(n, -1);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&trails, &key);
+	return new_trail(key, now);
 }
 
 /* The trail of this skb, if one is tracked (and is not an earlier packet's at a reused
@@ -239,7 +266,7 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, bo
 	struct dt_trail *t = NULL;
 
 	if (maybe_tracked(key))
-		t = bpf_map_lookup_elem(&trails, &key);
+		t = find(key);
 	if (!t && !entry)
 		return NULL;
 	*now = bpf_ktime_get_ns();
@@ -249,7 +276,7 @@ static __always_inline struct dt_trail *track(__u64 *args, enum dt_hook hook, bo
 			*netns = netns_of(*dev, skb, true);
 			return t;
 		}
-		untrack(key); /* an earlier packet's: the address was reused */
+		end_trail(t); /* an earlier packet's: the address was reused */
 	}
 	return entry ? start_trail(args, hook, skb, key, *now, dev, netns) : NULL;
 }
@@ -340,9 +367,10 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	bool emit = verdict == DT_VERDICT_DROPPED ? (!cfg.has_reason || reason_wanted(reason)) : cfg.trail_all;
 
 	if (!emit) {
-		/* most frees on the host: an array load, and a delete only for a tracked skb */
-		if (maybe_tracked(key))
-			untrack(key);
+		/* most frees on the host: an array load, and more only for a tracked skb */
+		struct dt_trail *t = maybe_tracked(key) ? find(key) : NULL;
+		if (t)
+			end_trail(t);
 		forget_rejected(key);
 		return 0;
 	}
@@ -360,7 +388,8 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event, size);
 	if (!te) {
 		count(DT_STAT_LOST);
-		goto forget;
+		end_trail(t);
+		return 0;
 	}
 	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
 	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
@@ -372,8 +401,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	te->_pad = 0;
 	dt_submit(te, size);
 	count(DT_STAT_EMITTED);
-forget:
-	untrack(key);
+	end_trail(t);
 	return 0;
 }
 

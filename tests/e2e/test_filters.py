@@ -79,3 +79,17 @@ def test_invalid_expression_exits_2():
         assert r.returncode == 2, r.stderr
         assert "invalid filter expression" in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cached_verdicts_tell_flows_apart(lab):
+    """The kernel caches an expression's verdicts by the bytes it can read (packet/filter_reads.py):
+    flows that differ only in their port must still be told apart, after an IPv4 header (whose
+    length the key follows) and an IPv6 one, however many packets of their neighbours came first."""
+    with Droptrace("--json", "--netns", lab.b, f"udp dst port 7002 or udp dst port {SENTINEL_PORT}") as dt:
+        dt.wait_ready()
+        for dst in (B4, B6):
+            lab.traffic(lab.a, "udp", dst, "7000", "--ports", "4", "--count", "3")  # 7000..7003, 3 each
+        lab.traffic(lab.a, "udp", B4, SENTINEL_PORT)
+        assert dt.find(lambda e: e["dport"] == int(SENTINEL_PORT)), dt.stderr
+    seen = sorted((e["l3"], e["dport"]) for e in dt.seen if e["dport"] != int(SENTINEL_PORT))
+    assert seen == [("ipv4", 7002)] * 3 + [("ipv6", 7002)] * 3

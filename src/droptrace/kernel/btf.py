@@ -4,13 +4,14 @@ droptrace names drop reasons from the running kernel: enum skb_drop_reason in
 /sys/kernel/btf/vmlinux, and subsystem enums in module BTF (split BTF whose
 string offsets continue the base's). No bpftool or libbpf is needed for it.
 With types=True, parse() also keeps the full type table (for the small BTF of
-droptrace's own BPF object, whose struct layouts kernel/layout.py reads).
+droptrace's own BPF object, whose struct layouts kernel/layout.py reads, and the
+kernel's tracepoint prototypes for trail); a type is made when first asked for.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 MAGIC = 0xEB9F
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
@@ -79,7 +80,7 @@ class BTF:
     enums: Dict[str, Dict[str, int]] = field(default_factory=dict)
     struct_sizes: Dict[str, int] = field(default_factory=dict)
     str_len: int = 0  # size of this file's string section (base for split BTF)
-    types: List[Type] = field(default_factory=list)  # by id, [0] is void; only with types=True
+    types: Sequence[Type] = field(default_factory=list)  # by id, [0] is void; only with types=True
 
     def type(self, type_id: int) -> Type:
         if not 0 <= type_id < len(self.types):
@@ -108,7 +109,54 @@ class BTF:
 
     def find(self, name: str, kind: int) -> Optional[Type]:
         """The first type of this kind and name, if any."""
-        return next((t for t in self.types if t.kind == kind and t.name == name), None)
+        return self.named(kind, [name]).get(name)
+
+    def named(self, kind: int, names: Iterable[str]) -> Dict[str, Type]:
+        """The first type of this kind for each of these names that has one."""
+        wanted = set(names)
+        if isinstance(self.types, _Types):
+            return self.types.named(kind, wanted)
+        out: Dict[str, Type] = {}
+        for t in self.types:
+            if t.kind == kind and t.name in wanted:
+                out.setdefault(t.name, t)
+        return out
+
+
+class _Types(Sequence):
+    """Every type of a BTF by id, each made when first asked for: the kernel's has some 100,000
+    and droptrace needs a few dozen."""
+
+    def __init__(self, base: Sequence[Type], data: bytes, order: str,
+                 entries: List[Tuple[int, int, int, int]], name: Callable[[int], str]) -> None:
+        self._base, self._first = base, len(base)  # the base BTF's ids come first
+        self._data, self._order, self._entries, self._name = data, order, entries, name
+        self._made: Dict[int, Type] = {}
+
+    def __len__(self) -> int:
+        return self._first + len(self._entries)
+
+    def __getitem__(self, i: Union[int, slice]):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if i < self._first:
+            return self._base[i]
+        t = self._made.get(i)
+        if t is None:
+            pos, name_off, info, size = self._entries[i - self._first]  # IndexError past the end
+            t = self._made[i] = _full_type(i, self._data, self._order, pos, name_off, info, size, self._name)
+        return t
+
+    def named(self, kind: int, names: set) -> Dict[str, Type]:
+        out: Dict[str, Type] = {}
+        for j, (_pos, name_off, info, _size) in enumerate(self._entries):
+            if (info >> 24) & 0x1F == kind and name_off:
+                n = self._name(name_off)
+                if n in names and n not in out:
+                    out[n] = self[self._first + j]
+        return out
 
 
 def parse(data: bytes, base: Optional[BTF] = None,
@@ -144,10 +192,9 @@ def parse(data: bytes, base: Optional[BTF] = None,
         return strings[off:end if end >= 0 else len(strings)].decode(errors="replace")
 
     out = BTF(str_len=base_len + str_len)
-    if types:
-        if base is not None and not base.types:
-            raise BTFError("split BTF with types=True needs a base parsed with types=True")
-        out.types = list(base.types) if base is not None else [Type(0, 0)]
+    entries: List[Tuple[int, int, int, int]] = []
+    if types and base is not None and not base.types:
+        raise BTFError("split BTF with types=True needs a base parsed with types=True")
     hdr = struct.Struct(order + "3I")
     pos, end = t0, t0 + type_len
     while pos + 12 <= end:
@@ -159,7 +206,9 @@ def parse(data: bytes, base: Optional[BTF] = None,
         if nxt > end:
             raise BTFError("truncated BTF type")
         if types:
-            out.types.append(_full_type(len(out.types), data, order, pos, name_off, info, size, name))
+            if kind == 0 or kind > _MAX_KIND:
+                raise BTFError(f"unknown BTF kind {kind} (type {len(entries) + 1})")
+            entries.append((pos, name_off, info, size))
         if kind in (KIND_ENUM, KIND_ENUM64) and name_off and (enums is None or enums(name(name_off))):
             out.enums.setdefault(name(name_off), _enum_values(data, order, pos, kind, info, name))
         elif kind in (KIND_STRUCT, KIND_UNION) and name_off and enums is None:
@@ -167,6 +216,8 @@ def parse(data: bytes, base: Optional[BTF] = None,
         pos = nxt
     if types and pos != end:
         raise BTFError("trailing bytes after the last BTF type")
+    if types:
+        out.types = _Types(base.types if base is not None else [Type(0, 0)], data, order, entries, name)
     return out
 
 

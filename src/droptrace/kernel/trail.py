@@ -38,7 +38,7 @@ def pointer_arguments(kernel_btf: btfmod.BTF, names: List[str],
     the tracepoint is missing here, or has no such argument)."""
     out: Dict[str, Optional[int]] = {}
     wanted = {f"btf_trace_{n}": n for n in names}
-    found = {t.name: t for t in kernel_btf.types if t.kind == btfmod.KIND_TYPEDEF and t.name in wanted}
+    found = kernel_btf.named(btfmod.KIND_TYPEDEF, wanted)
     for typedef, name in wanted.items():
         out[name] = None
         t = found.get(typedef)
@@ -168,7 +168,7 @@ class TrailRecords:
         # What a storm's trails of one flow that took one path have in common (the kernel zeroes the
         # bytes of their headers that differ, and captures no payload): the event without its
         # time, task, length and packet bytes (converter.keyed), the packet bytes it captured, and
-        # the trail without its times.
+        # the trail without its times and its skb's address.
         ev = bpf.struct("dt_event")
         head = bytearray(ev.offset("data"))
         for a, b in converter.keyed:
@@ -179,7 +179,7 @@ class TrailRecords:
         self._cap = slice(ev_at + ev.offset("cap_len"), ev_at + ev.field("cap_len").end)
         whole = bytearray(b"\xff" * trail.size)
         times = [(trail.offset("hops") + i * hop.size + ts.offset, ts.size) for i in range(self.keep)]
-        for off, size in [(trail.offset("last_ns"), trail.field("last_ns").size), *times]:
+        for off, size in [(trail.offset(f), trail.field(f).size) for f in ("skb", "last_ns")] + times:
             whole[off:off + size] = bytes(size)
         self._trail = slice(tr_at, tr_at + trail.size)
         self._trail_mask = int.from_bytes(whole, "little")
