@@ -2,8 +2,11 @@
  * The expression is compiled in user space by libpcap (twice: for Ethernet
  * frames and for captures that start at the IP header) and loaded into
  * filter_insns. Each drop's headers are copied into a per-CPU scratch event
- * and the program runs over them with bpf_loop, one instruction a step. A
- * drop the filter rejects goes no further: no ring buffer, no count. */
+ * and the program runs over them with bpf_loop, one instruction a step, unless
+ * the verdict cache knows the answer: for packets of a class where user space
+ * proved which bytes the program reads (cfg.filter_class), the verdict is kept
+ * per CPU by those bytes. A drop the filter rejects goes no further: no ring
+ * buffer, no count. */
 #ifndef DROPTRACE_CBPF_BPF_H
 #define DROPTRACE_CBPF_BPF_H
 

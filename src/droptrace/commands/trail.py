@@ -7,6 +7,7 @@ transmitted, or consumed.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from ..event import Event, dumps, iso_time
@@ -34,6 +35,7 @@ def verdict_of(verdict: str, hops: List[Hop]) -> str:
 
 
 SHAPES_MAX = 4096  # output templates kept (a storm has few; a spoofed one is cleared through)
+SHAPES_TTL_S = 10.0  # ... and made again this often: they hold namespace names, which can change
 _SLOT = "\x00dt-slot-%d\x00"  # where a template's values go (cannot occur in what is shown)
 
 
@@ -50,11 +52,15 @@ class TrailWriter:
         self.offset = mono_to_wall_ns()
         self._places: Dict[Tuple[str, int], str] = {}  # "device@namespace", for one batch
         self._shapes: Dict[tuple, Callable[[bytes], Any]] = {}
+        self._shapes_since = time.monotonic()
 
     def write_raw(self, raw: List[bytes]) -> None:
         if not raw:
             return
         self._places = {}
+        if time.monotonic() - self._shapes_since > SHAPES_TTL_S:
+            self._shapes.clear()
+            self._shapes_since = time.monotonic()
         records, shapes = self.tracer.records, self._shapes
         parts = []
         for r in raw:
