@@ -216,13 +216,19 @@ def start(cfg: dict, res: dict) -> tuple:
     return proc, threads, err_lines, stdout_chunks
 
 
-def prog_stats() -> Dict[int, tuple]:
-    """Every loaded BPF program's run count and run time (kernel.bpf_stats_enabled)."""
+def programs() -> List[dict]:
+    """Every loaded BPF program as `bpftool -j prog show` describes it (with run_cnt and
+    run_time_ns while kernel.bpf_stats_enabled is on)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
     try:
-        return {p["id"]: (p.get("run_cnt", 0), p.get("run_time_ns", 0)) for p in json.loads(out or "[]")}
+        return json.loads(out or "[]")
     except ValueError:
-        return {}
+        return []
+
+
+def prog_stats() -> Dict[int, tuple]:
+    """Every loaded BPF program's run count and run time, by id."""
+    return {p["id"]: (p.get("run_cnt", 0), p.get("run_time_ns", 0)) for p in programs()}
 
 
 def bpf_ns_per_run(old: Dict[int, tuple], s0: Dict[int, tuple], s1: Dict[int, tuple]) -> Optional[float]:

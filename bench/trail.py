@@ -34,12 +34,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "bpf"))
 import build as bpf_build  # noqa: E402 (bpf/build.py: the compiler command)
+import run  # noqa: E402 (bench/run.py: bpftool's view of the programs)
 import soak  # noqa: E402 (bench/ is not a package)
 
 PREFIX = "dttrail"
 FLOOR = "floor: the same tracepoints, empty programs"
 MODES = {"untraced": None, FLOOR: [], "trail, matching nothing": ["port 1"], "trail, matching everything": []}
 GOALS = {"trail, matching nothing": 0.9, "trail, matching everything": 0.6}
+STATS_KNOB = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def is_ours(pid: int) -> bool:
@@ -50,10 +52,9 @@ def is_ours(pid: int) -> bool:
 
 
 def prog_stats() -> dict:
-    """The trail programs' run counts and run times, by program name (bpftool)."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    """The trail programs' run counts and run times, by program name."""
     stats: dict = {}
-    for p in json.loads(out or "[]"):
+    for p in run.programs():
         if p.get("name", "").startswith("dt_trail_"):
             cnt, ns = stats.get(p["name"], (0, 0))
             stats[p["name"]] = (cnt + p.get("run_cnt", 0), ns + p.get("run_time_ns", 0))
@@ -95,9 +96,6 @@ def main() -> int:
         return bench(args)
     finally:
         STATS_KNOB.write_text(stats_was)
-
-
-STATS_KNOB = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def bench(args: argparse.Namespace) -> int:

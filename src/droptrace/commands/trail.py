@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..event import Event, dumps, iso_time
 from ..formats.out import Output
@@ -82,22 +82,24 @@ class TrailWriter:
         e, verdict, hops, lost = records.trail(r)
         if not hops:  # not written by the kernel; shown whole if it ever is
             return lambda rec: (self.json if self.as_json else self.text)(*records.trail(rec))
-        times, iso, offset = records.times(r), self.tracer.converter.time_iso, self.offset
+        times, iso = records.times(r), self.tracer.converter.time_iso
         if self.as_json:
             parts = self._json_parts(e, verdict, hops, lost)
             length = records.packet_len if e.len is not None else None
-
-            def fill_json(rec: bytes) -> bytes:
-                ts = [iso(t + offset).encode() for t in times(rec)]
-                return _interleave(parts, ts[:1] + ([str(length(rec)).encode()] if length else []) + ts)
-            return fill_json
+            return lambda rec: self._fill_json(parts, times(rec), length(rec) if length else None, iso)
         fmt = self._text_format(e, verdict, hops, lost)
+        return lambda rec: self._fill_text(fmt, times(rec), iso)
 
-        def fill_text(rec: bytes) -> str:
-            ts = times(rec)
-            first = ts[0]
-            return fmt % (iso(first + offset), *[(t - first) / 1000 for t in ts])
-        return fill_text
+    def _fill_text(self, fmt: str, times: Sequence[int], iso: Callable[[int], str]) -> str:
+        """A trail's block from its format: the first hop's wall time, then each hop's µs after it."""
+        first = times[0]
+        return fmt % (iso(first + self.offset), *[(t - first) / 1000 for t in times])
+
+    def _fill_json(self, parts: List[bytes], times: Sequence[int], length: Optional[int],
+                   iso: Callable[[int], str]) -> bytes:
+        """A trail's object from its parts (_json_parts): its time, its length, each hop's time."""
+        at = [iso(t + self.offset).encode() for t in times]
+        return _interleave(parts, at[:1] + ([str(length).encode()] if length is not None else []) + at)
 
     def _where(self, ifname: str, netns: int) -> str:
         place = self._places.get((ifname, netns))
@@ -128,9 +130,8 @@ class TrailWriter:
     def text(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
         fmt = self._text_format(e, verdict, hops, lost)
         if not hops:
-            return fmt.replace("%s", e.time, 1).replace("%%", "%")
-        first = hops[0].time_ns
-        return fmt % (iso_time(first + self.offset), *[(h.time_ns - first) / 1000 for h in hops])
+            return fmt % e.time
+        return self._fill_text(fmt, [h.time_ns for h in hops], iso_time)
 
     def _json_parts(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> List[bytes]:
         """The object for a trail, cut where its values go, in order: the trail's time (its first
@@ -158,9 +159,8 @@ class TrailWriter:
         return parts
 
     def json(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> bytes:
-        times = [iso_time(h.time_ns + self.offset).encode() for h in hops]
-        return _interleave(self._json_parts(e, verdict, hops, lost),
-                           times[:1] + ([str(e.len).encode()] if e.len is not None else []) + times)
+        return self._fill_json(self._json_parts(e, verdict, hops, lost), [h.time_ns for h in hops], e.len,
+                               iso_time)
 
 
 def _interleave(parts: List[bytes], values: List[bytes]) -> bytes:

@@ -19,6 +19,7 @@ from ..event import Event
 from . import btf as btfmod
 from . import libbpf
 from .contract import OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP, Contract
+from .layout import StructLayout
 from .tracer import BTF_PATH, Tracer, has_bpf_loop
 
 HOOK_PREFIX = "DT_HOOK_"
@@ -148,7 +149,13 @@ class TrailRecords:
     record's parts: the whole trail, or for a storm just its shape and its times."""
 
     def __init__(self, bpf: Contract, hook_names: Dict[int, str], converter: Converter) -> None:
-        te, trail, hop = (bpf.struct(n) for n in ("dt_trail_event", "dt_trail", "dt_hop"))
+        te, ev, trail, hop = (bpf.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
+        ev_at, tr_at = te.offset("ev"), te.offset("trail")
+
+        def field_at(base: int, layout: StructLayout, name: str) -> slice:
+            f = layout.field(name)
+            return slice(base + f.offset, base + f.end)
+
         fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu")
         st, index = hop.struct(fields)
         self._pick = operator.itemgetter(*(index[f] for f in fields))  # in that order, whatever the struct's
@@ -156,27 +163,25 @@ class TrailRecords:
         self.keep = bpf.const["DT_TRAIL_HOPS"]
         ts = hop.field("ts_ns")
         # every hop's time, in ring order
-        self._times = struct.Struct("<" + f"{ts.offset}xQ{hop.size - ts.end}x" * self.keep)
-        ev_at, tr_at = te.offset("ev"), te.offset("trail")
-        self._ev = slice(ev_at, ev_at + bpf.struct("dt_event").size)
-        self._ev_len = slice(ev_at + bpf.struct("dt_event").offset("len"),
-                             ev_at + bpf.struct("dt_event").field("len").end)
-        self._nhops = slice(tr_at + trail.offset("nhops"), tr_at + trail.field("nhops").end)
-        self._verdict = slice(te.offset("verdict"), te.field("verdict").end)
+        self._times = struct.Struct(hop.order + f"{ts.offset}xQ{hop.size - ts.end}x" * self.keep)
+        self._ev = slice(ev_at, ev_at + ev.size)
+        self._ev_len = field_at(ev_at, ev, "len")
+        self._cap = field_at(ev_at, ev, "cap_len")
+        self._nhops = field_at(tr_at, trail, "nhops")
+        self._verdict = field_at(0, te, "verdict")
         self._hops_at = tr_at + trail.offset("hops")
         self._hops = slice(self._hops_at, self._hops_at + self.keep * hop.size)
         # What a storm's trails of one flow that took one path have in common (the kernel zeroes the
         # bytes of their headers that differ, and captures no payload): the event without its
         # time, task, length and packet bytes (converter.keyed), the packet bytes it captured, and
         # the trail without its times and its skb's address.
-        ev = bpf.struct("dt_event")
         head = bytearray(ev.offset("data"))
         for a, b in converter.keyed:
-            head[a:min(b, len(head))] = b"\xff" * max(0, min(b, len(head)) - a)
+            for i in range(a, min(b, len(head))):
+                head[i] = 0xFF
         self._head = slice(ev_at, ev_at + len(head))
         self._head_mask = int.from_bytes(head, "little")
         self._data_at = ev_at + len(head)
-        self._cap = slice(ev_at + ev.offset("cap_len"), ev_at + ev.field("cap_len").end)
         whole = bytearray(b"\xff" * trail.size)
         times = [(trail.offset("hops") + i * hop.size + ts.offset, ts.size) for i in range(self.keep)]
         for off, size in [(trail.offset(f), trail.field(f).size) for f in ("skb", "last_ns")] + times:
