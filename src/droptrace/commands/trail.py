@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="droptrace trail", description=(
         "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
         "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
-        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen."))
+        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen "
+        "(received, queued to a device, or dropped)."))
     p.add_argument("--all", action="store_true",
                    help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
                    "consumed)")
