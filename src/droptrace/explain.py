@@ -7,6 +7,7 @@ prefix optional, SUBSYS:NAME, or this kernel's number) to that text and to the k
 from __future__ import annotations
 
 import functools
+import platform
 import re
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
@@ -60,15 +61,89 @@ def _make(name: str, entry: Dict[str, object], value: Optional[int], in_kernel: 
                        since=entry.get("since"), value=value, in_kernel=in_kernel)  # type: ignore[arg-type]
 
 
-def _unwritten(name: str, value: Optional[int]) -> Explanation:
-    """A reason of a newer kernel than our catalogue: say so rather than invent."""
+# The first word of a core reason's name says which part of the stack raises it (the kernel groups
+# its reasons that way); words the names abbreviate, spelled out. Used only for reasons we have no
+# entry for, so a newer kernel's reason still says where to look.
+AREAS = {
+    "IP": "IPv4 (net/ipv4)", "IPV6": "IPv6 (net/ipv6)", "IPV6DISABLED": "IPv6 (net/ipv6)",
+    "TCP": "TCP", "UDP": "UDP", "ICMP": "ICMP", "SOCKET": "the socket layer", "UNIX": "AF_UNIX sockets",
+    "NEIGH": "neighbour resolution (ARP/NDISC)", "ARP": "ARP", "QDISC": "traffic control (net/sched)",
+    "TC": "traffic control (net/sched)", "FQ": "traffic control (net/sched)",
+    "CAKE": "traffic control (net/sched)", "DUALPI2": "traffic control (net/sched)",
+    "SKB": "the skb core (net/core)", "DEV": "the device layer (net/core/dev.c)",
+    "CPU": "the device layer (net/core/dev.c)", "NETFILTER": "netfilter", "XFRM": "IPsec (xfrm)",
+    "VXLAN": "VXLAN", "TAP": "tun/tap", "BRIDGE": "the bridge", "MAC": "the Ethernet/MAC layer",
+    "CAN": "CAN", "CANFD": "CAN", "CANXL": "CAN", "PSP": "PSP encryption", "FRAG": "fragment reassembly",
+    "PKT": "packet validation", "BPF": "BPF programs", "XDP": "XDP", "PACKET": "AF_PACKET sockets",
+    "TUNNEL": "tunnels", "NO": "delivery",
+}
+WORDS = {
+    "EXTHDR": "extension header", "EXTHDRS": "extension headers", "HDR": "header", "CSUM": "checksum",
+    "RX": "receive", "TX": "transmit", "SKB": "skb", "PKT": "packet", "NEIGH": "neighbour",
+    "RCVBUFF": "receive buffer", "NOMEM": "no memory", "OFO": "out-of-order", "SEQ": "sequence",
+    "ACK": "ACK", "SYN": "SYN", "MAC": "MAC", "NDISC": "neighbour discovery", "PROTO": "protocol",
+    "SRC": "source", "DST": "destination", "ADDR": "address", "QDISC": "qdisc", "TC": "tc",
+}
+
+
+def words_of(name: str) -> str:
+    """NO_SOCKET -> 'no socket'; IPV6_TOO_MANY_EXTHDRS -> 'IPv6 too many extension headers'."""
+    out = []
+    for w in name.replace(":", "_").split("_"):
+        if w in WORDS:
+            out.append(WORDS[w])
+        elif w in ("IP", "IPV4", "IPV6", "TCP", "UDP", "ICMP", "ARP", "XDP", "BPF", "CAN", "VXLAN"):
+            out.append({"IPV4": "IPv4", "IPV6": "IPv6"}.get(w, w))
+        elif w:
+            out.append(w.lower())
+    return " ".join(out)
+
+
+def _neighbours(name: str, name_of: Optional[Dict[int, str]]) -> List[str]:
+    """The reasons declared next to `name` in this kernel's enum that we have entries for."""
+    if not name_of:
+        return []
+    core = [n for _, n in sorted(name_of.items()) if ":" not in n]
+    if name not in core:
+        return []
+    i = core.index(name)
+    return [n for n in core[max(i - 1, 0):i] + core[i + 1:i + 2] if n in catalogue()]
+
+
+def _unwritten(name: str, value: Optional[int], name_of: Optional[Dict[int, str]] = None) -> Explanation:
+    """A reason of a newer kernel than our catalogue: what its name and its place in the kernel's
+    list say, where to see it happen, and no invented meaning."""
+    first = name.split(":", 1)[0].split("_", 1)[0]
+    area = AREAS.get(first)
+    release = platform.release()
+    near = _neighbours(name, name_of)
+    details = [f"{name} is a reason of this kernel ({release}, value {value}) that droptrace has no "
+               f"entry for yet: it is newer than the kernels droptrace's explanations were written for."
+               if value is not None else f"{name} has no entry in droptrace's catalogue."]
+    details.append(f"Its name reads '{words_of(name)}'" + (f", raised by {area}." if area else "."))
+    if near:
+        details.append("The kernel declares it next to " + " and ".join(
+            f"{n} ({str(catalogue()[n]['summary']).rstrip('.')})" for n in near) + ".")
+    details.append("The kernel's own comment on it is in include/net/dropreason-core.h (or the "
+                   "subsystem's header); the drop location (func+0xoff) and `--stack` show the code "
+                   "that dropped it.")
+    summary = f"the kernel dropped the packet for reason {name}: {words_of(name)} (no entry written yet)"
     return Explanation(
-        reason=name, summary=f"the kernel dropped the packet for reason {name} (no entry written yet)",
-        details=(f"{name} is a reason of this kernel that droptrace has no explanation for yet. The "
-                 "kernel's own comment on it is in include/net/dropreason-core.h (or the subsystem's "
-                 "header); the drop location (func+0xoff) and `--stack` show the code that dropped it."),
-        causes=(), counters=(), checks=(("where it is dropped", "droptrace --reason " + name + " --stack"),),
+        reason=name, summary=summary, details=" ".join(details), causes=(), counters=(),
+        checks=(("where it is dropped", "droptrace --reason " + name + " --stack"),
+                ("the kernel's comment", "grep -B3 -A3 'SKB_DROP_REASON_" + name.split(":")[-1]
+                 + "' include/net/dropreason-core.h  # in this kernel's sources")),
         since=None, value=value, in_kernel=value is not None)
+
+
+def unwritten(name_of: Optional[Dict[int, str]]) -> List[str]:
+    """The reasons of a kernel (value -> name) that the catalogue has no entry for, in value order."""
+    out = []
+    for _, n in sorted((name_of or {}).items()):
+        family = n.split(":", 1)[0] if ":" in n else None
+        if n not in catalogue() and not (family and family in _subsystems()):
+            out.append(n)
+    return out
 
 
 def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
@@ -97,7 +172,7 @@ def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
                                 or not name_of):
             return _make(canonical.rstrip(":") or family, sub, value, value is not None)
     if value is not None:
-        return _unwritten(canonical, value)
+        return _unwritten(canonical, value, name_of)
     import difflib
 
     known = sorted(set(catalogue()) | {n for n in by_name})
@@ -122,4 +197,5 @@ def summary(name: str) -> Optional[str]:
     return None if entry is None else str(entry["summary"])
 
 
-__all__ = ["Explanation", "UnknownReason", "explain", "listing", "summary", "catalogue"]
+__all__ = ["Explanation", "UnknownReason", "explain", "listing", "summary", "catalogue", "unwritten",
+           "words_of"]

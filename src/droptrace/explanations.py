@@ -2296,6 +2296,31 @@ ENTRIES = [
         since="6.3",
     ),
     dict(
+        reason="IPV6_TOO_MANY_EXTHDRS",
+        summary="An IPv6 packet carried more extension headers than the kernel walks (IP6_MAX_EXT_HDRS_CNT).",
+        details=(
+            "ip6_protocol_deliver_rcu() counts the extension headers it hands from one handler to the next "
+            "(Hop-by-Hop counts as one) and, past IP6_MAX_EXT_HDRS_CNT (12; RFC 8200's ordering rules "
+            "allow about 8), drops the packet with this reason instead of resubmitting it. The limit was "
+            "added against crafted chains of minimal 8-byte headers that made the walk cost thousands of "
+            "iterations per packet; ipv6_skip_exthdr() and ipv6_find_hdr() stop at the same count (their "
+            "callers, e.g. netfilter or ICMPv6 errors, then drop or ignore the packet for their own "
+            "reasons). Mainline commit 3744b0964d52 ('ipv6: Implement limits on extension header "
+            "parsing', 2026), backported to stable kernels."
+        ),
+        causes=[
+            "Crafted or fuzzing IPv6 traffic with long chains of Destination Options or other headers",
+            "A quirky setup stacking many headers (segment routing, several tunnels' options)",
+            "A buggy sender repeating an extension header",
+        ],
+        counters=["Ip6InDiscards"],
+        checks=[
+            ("the packets' header chains", "tcpdump -vvni <dev> 'ip6 and not (tcp or udp or icmp6)'"),
+            ("where they are dropped", "droptrace --reason IPV6_TOO_MANY_EXTHDRS --stack"),
+        ],
+        since=None,
+    ),
+    dict(
         reason="IPV6_NDISC_FRAG",
         summary="A fragmented IPv6 Neighbor Discovery message was dropped (suppress_frag_ndisc).",
         details=(
@@ -2907,6 +2932,31 @@ ENTRIES = [
             ("kernel log", "dmesg | grep -iE 'dead loop|asks to queue'"),
             ("route used for the tunnel remote", "ip route get <remote>"),
             ("TX drops on the device", "ip -s link show <dev>"),
+        ],
+        since=None,
+    ),
+    dict(
+        reason="SKB_RX_HEADROOM",
+        summary="A received packet lacked the headroom its receive path needed, and no room could be made.",
+        details=(
+            "The newest core reason of this kernel line (after RECURSION_LIMIT), named for the skb core "
+            "(SKB_) and the receive side (RX): the headroom is the free space in front of the packet "
+            "data that later steps push headers into (encapsulation, a VLAN tag, XDP's and tc's "
+            "bpf_skb_adjust_room(), a device's hard_header_len). A packet arriving with less than a "
+            "step requires, where copying it into a larger buffer failed or is not done, is dropped "
+            "with this reason. Its kernel comment was not in the sources droptrace was checked "
+            "against: the drop location and --stack name the function that decided."
+        ),
+        causes=[
+            "A driver or virtual device that builds receive buffers with little headroom feeding a path "
+            "that needs more (tunnels, VLAN, XDP or tc programs growing the headers)",
+            "Memory pressure making the copy into a larger buffer fail",
+        ],
+        counters=[],
+        checks=[
+            ("where it is dropped", "droptrace --reason SKB_RX_HEADROOM --stack"),
+            ("XDP and tc programs on the device", "bpftool net show dev <dev>"),
+            ("the device's receive drops", "ip -s -d link show <dev>"),
         ],
         since=None,
     ),

@@ -57,6 +57,20 @@ def checks() -> Tuple[List[Check], List[str]]:
         return f"named from {r.source} ({len(r.all_names())} reasons; NO_SOCKET = {no_socket})"
     add("drop reasons", reason_source)
 
+    def explanations() -> str:
+        from ..explain import unwritten
+
+        try:
+            names = reasons.load(BTF_PATH).all_names()
+        except DroptraceError:
+            return "this kernel has no drop reasons; explain lists the newer kernels' reasons"
+        missing = unwritten(names)
+        if not missing:
+            return f"an entry for each of this kernel's {len(names)} reasons"
+        return (f"{len(names) - len(missing)} of {len(names)} reasons have an entry; newer than the "
+                f"catalogue: {', '.join(missing)} (explain shows what their names and neighbours say)")
+    add("explanations", explanations)
+
     def expressions() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: they need kernel BTF to read the packet")
@@ -124,7 +138,8 @@ def main(argv: Sequence[str] = ()) -> int:
                          "features": features if working else []}) + b"\n")
         return 0 if working else 1
     lines = ["droptrace doctor: what this host supports"]
-    lines += [f"  {name:<16} {'ok ' if ok else 'NO '} {detail}" for name, ok, detail in results]
+    width = max(len(name) for name, _, _ in results)
+    lines += [f"  {name:<{width}} {'ok ' if ok else 'NO '} {detail}" for name, ok, detail in results]
     if not working:
         lines.append("\ndroptrace cannot trace here: see the NO lines above.")
         out.write_text("\n".join(lines) + "\n")

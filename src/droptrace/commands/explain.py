@@ -19,10 +19,10 @@ WIDTH = 100
 
 def kernel_reason_names() -> Optional[Dict[int, str]]:
     """value -> name of the running kernel's drop reasons; None where it has none (before 5.17)."""
-    from ..kernel import reasons
+    from ..kernel import btf, reasons
 
     try:
-        names = reasons.load().all_names()
+        names = reasons.load(btf.VMLINUX).all_names()
     except (DroptraceError, OSError):
         return None
     return names or None

@@ -25,8 +25,7 @@ from .privileges import check_privileges
 from .ringbuf import MmapRing
 
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
-# DROPTRACE_KERNEL_BTF points elsewhere (tests use it to act as a kernel without BTF).
-BTF_PATH = os.environ.get("DROPTRACE_KERNEL_BTF", "/sys/kernel/btf/vmlinux")
+BTF_PATH = btfmod.VMLINUX
 NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
                 "and namespace cannot be read; showing reason, location, protocol and task")
 U32_NONE = 0xFFFFFFFF
