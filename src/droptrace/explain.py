@@ -1,15 +1,17 @@
 """What a drop reason means and what to check, for the names of the running kernel.
 
-The text lives in `explanations.py` (written by us from the kernel's own comments in
-include/net/dropreason-core.h); this module matches a name as a user gives it (any case,
+The text lives in `data/explanations.json` (written by us from the kernel's own comments in
+include/net/dropreason-core.h; its "about" says how); this module matches a name as a user gives it (any case,
 prefix optional, SUBSYS:NAME, or this kernel's number) to that text and to the kernel's value.
 """
 from __future__ import annotations
 
 import functools
+import json
 import platform
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import DroptraceError
@@ -39,18 +41,24 @@ class Explanation:
         return d
 
 
-@functools.lru_cache(maxsize=1)
-def catalogue() -> Dict[str, Dict[str, object]]:
-    """Our entries by reason name (core reasons), read once."""
-    from .explanations import ENTRIES
+CATALOGUE = Path(__file__).resolve().parent / "data" / "explanations.json"
 
-    return {e["reason"]: e for e in ENTRIES}
+
+@functools.lru_cache(maxsize=1)
+def _load() -> Dict[str, Dict[str, Dict[str, object]]]:
+    """The catalogue file, read once: {"reasons": {name: entry}, "subsystems": {name: entry}}."""
+    with open(CATALOGUE, encoding="utf-8") as f:
+        doc = json.load(f)
+    return {key: {e["reason"]: e for e in doc[key]} for key in ("reasons", "subsystems")}
+
+
+def catalogue() -> Dict[str, Dict[str, object]]:
+    """Our entries by reason name (core reasons)."""
+    return _load()["reasons"]
 
 
 def _subsystems() -> Dict[str, Dict[str, object]]:
-    from .explanations import SUBSYSTEMS
-
-    return SUBSYSTEMS
+    return _load()["subsystems"]
 
 
 def _make(name: str, entry: Dict[str, object], value: Optional[int], in_kernel: bool) -> Explanation:

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 from .event import Event, dumps, iso_parts
 from .formats import pcapng as pcap
 from .formats import text as txt
+from .formats.jsonl import JsonWriter, RawJsonWriter
+from .formats.recording import Recorder
 
 if TYPE_CHECKING:
     from .convert import Converter
-    from .formats.jsonl import JsonWriter
     from .kernel.ringbuf import MmapRing
 
 try:
@@ -351,13 +352,26 @@ class Live:
         self.renderer.write(records)
 
 
+def for_sink(sink: Any, conv: "Converter") -> Optional[FastRenderer]:
+    """The compiled renderer writing what sink's own write would, or None: the extension is
+    absent, or sink is not one of the writers rendered here."""
+    if isinstance(sink, RawJsonWriter):
+        return json_stream(conv, sink.out.write)
+    if isinstance(sink, txt.TextWriter):
+        return text(conv, sink)
+    if isinstance(sink, Recorder):  # once open()
+        if sink.fmt == "pcapng":
+            return pcapng(conv, sink.writer, sink.out.write, sink.snaplen)
+        return jsonl(conv, sink.writer, sink.out.write)
+    return None
+
+
 def live(tracer: Any, sink: Any) -> Optional[Live]:
     """The compiled path from a started tracer's ring to sink, or None: the extension is absent,
     the sink has no renderer, or the tracer filters in user space (kernels before 5.17 run the
     expression on every built event, so the events are built anyway)."""
-    make = getattr(sink, "renderer", None)
     ring = tracer.ring
-    if make is None or ring is None or tracer.filters_in_user_space:
+    if ring is None or tracer.filters_in_user_space:
         return None
-    renderer = make(tracer.converter)
+    renderer = for_sink(sink, tracer.converter)
     return None if renderer is None else Live(renderer, ring)

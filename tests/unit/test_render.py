@@ -211,7 +211,7 @@ class Sink:
             w = self.rec = Recorder(path, fmt, stack, snaplen)
             self.rec.open()
             self.python = lambda recs: w.write([conv.convert(r) for r in recs])
-        self.fast = w.renderer(conv)
+        self.fast = render.for_sink(w, conv)
 
     def bytes(self) -> bytes:
         (self.rec or self.out).close()
@@ -524,20 +524,21 @@ def run_loop(fmt: str, stack: bool, tmp: str, count: Optional[int], name: str) -
     tracer = SyntheticTracer(conv, ring)
     path = os.path.join(tmp, name)
     taken = []
-    if fmt in ("json", "text"):
-        out = Output.open(path)
-        sink = RawJsonWriter(out, lambda: conv) if fmt == "json" else TextWriter(out, stack, 9)
-        make = sink.renderer
-        sink.renderer = lambda c: taken.append(make(c)) or taken[-1]  # type: ignore[method-assign]
-        trace_loop(tracer, sink, count, None if count else 0.2)
-        out.close()
-    else:
-        rec = Recorder(path, fmt, stack, None)
-        make = rec.renderer
-        rec.renderer = lambda c: taken.append(make(c)) or taken[-1]  # type: ignore[method-assign]
-        shown, _ = trace_loop(tracer, rec, count, None if count else 0.2, on_attached=rec.open)
-        assert shown == (count or 600)
-        rec.close()
+    make = render.for_sink
+    render.for_sink = lambda sink, c: taken.append(make(sink, c)) or taken[-1]  # type: ignore[assignment]
+    try:
+        if fmt in ("json", "text"):
+            out = Output.open(path)
+            sink = RawJsonWriter(out, lambda: conv) if fmt == "json" else TextWriter(out, stack, 9)
+            trace_loop(tracer, sink, count, None if count else 0.2)
+            out.close()
+        else:
+            rec = Recorder(path, fmt, stack, None)
+            shown, _ = trace_loop(tracer, rec, count, None if count else 0.2, on_attached=rec.open)
+            assert shown == (count or 600)
+            rec.close()
+    finally:
+        render.for_sink = make  # type: ignore[assignment]
     with open(path, "rb") as f:
         return f.read(), bool(taken and taken[0] is not None)
 

@@ -8,7 +8,6 @@ from .out import Output
 
 if TYPE_CHECKING:
     from ..convert import Converter
-    from ..render import FastRenderer
 
 
 class JsonWriter:
@@ -37,9 +36,3 @@ class RawJsonWriter:
     def write_raw(self, records: List[bytes]) -> None:
         if records:
             self.out.write(b"\n".join(self._converter().json_lines(records)) + b"\n")
-
-    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
-        """The compiled renderer writing what write_raw() would, or None (not built)."""
-        from ..render import json_stream
-
-        return json_stream(converter, self.out.write)

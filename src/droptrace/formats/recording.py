@@ -23,8 +23,7 @@ from .jsonl import JsonWriter
 from .out import Output
 
 if TYPE_CHECKING:
-    from ..convert import Converter
-    from ..render import FastRenderer
+    pass
 
 FORMATS = ("pcapng", "jsonl")
 SUMMARY_KEY = "droptrace_summary"
@@ -53,22 +52,22 @@ class Recorder:
         self.fmt = fmt
         self.stack = stack
         self.snaplen = snaplen  # bytes of each packet stored; None: all that was captured
-        self._out: Optional[Output] = None
-        self._writer: Any = None
+        self.out: Optional[Output] = None
+        self.writer: Any = None
 
     @property
     def name(self) -> str:
         return "stdout" if self.path == "-" else self.path
 
     def open(self) -> None:
-        self._out = Output.open(self.path)
+        self.out = Output.open(self.path)
         if self.fmt == "pcapng":
-            self._writer = pcapng.Writer(self._out)
+            self.writer = pcapng.Writer(self.out)
         else:
-            self._writer = JsonWriter(self._out, self.stack)
+            self.writer = JsonWriter(self.out, self.stack)
 
     def write(self, events: List[Event]) -> None:
-        self._writer.write(self._trimmed(events))
+        self.writer.write(self._trimmed(events))
 
     def _trimmed(self, events: List[Event]) -> List[Event]:
         if self.snaplen is not None:
@@ -77,26 +76,18 @@ class Recorder:
                     e.packet = e.packet[:self.snaplen]
         return events
 
-    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
-        """The compiled renderer writing what write() would, or None (not built). Once open()."""
-        from .. import render
-
-        if self.fmt == "pcapng":
-            return render.pcapng(converter, self._writer, self._out.write, self.snaplen)
-        return render.jsonl(converter, self._writer, self._out.write)
-
     def finish(self, summary: Dict[str, Any]) -> None:
         """The closing summary: drops written, lost, suppressed."""
-        if self._writer is None:
+        if self.writer is None:
             return
         if self.fmt == "pcapng":
-            self._writer.finish(summary)
+            self.writer.finish(summary)
         else:
-            self._out.write(dumps({SUMMARY_KEY: summary}) + b"\n")
+            self.out.write(dumps({SUMMARY_KEY: summary}) + b"\n")
 
     def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
+        if self.out is not None:
+            self.out.close()
 
 
 class _Rewound:

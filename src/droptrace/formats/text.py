@@ -9,14 +9,10 @@ the header above it. Numbers and names are never cut.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..event import Event
 from .out import Output
-
-if TYPE_CHECKING:
-    from ..convert import Converter
-    from ..render import FastRenderer
 
 COMM_W, IFACE_W, PID_W, NETNS_W = 15, 15, 7, 10  # TASK_COMM_LEN-1, IFNAMSIZ-1, PID_MAX, u32
 ADDR_W = 21  # 255.255.255.255:65535; IPv6 endpoints widen it (up to 47)
@@ -183,9 +179,3 @@ class TextWriter:
             if self.stack and e.stack is not None:
                 lines.extend(stack_lines(e.stack))
         return "\n".join(lines) + "\n" if lines else ""
-
-    def renderer(self, converter: "Converter") -> Optional["FastRenderer"]:
-        """The compiled renderer writing what write() would, or None (not built)."""
-        from ..render import text
-
-        return text(converter, self)
