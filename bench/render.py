@@ -19,8 +19,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from droptrace import render  # noqa: E402
 from droptrace.convert import Converter  # noqa: E402
+from droptrace.formats import compiled as render  # noqa: E402
 from droptrace.formats.jsonl import RawJsonWriter  # noqa: E402
 from droptrace.formats.out import Output  # noqa: E402
 from droptrace.formats.recording import Recorder  # noqa: E402

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .event import PER_PACKET_KEYS, SCHEMA_KEYS, Event, dumps, iso_parts
 from .kernel.contract import Contract, contract
@@ -29,6 +29,18 @@ _PART_A = SCHEMA_KEYS[SCHEMA_KEYS.index("time") + 1:SCHEMA_KEYS.index("len")]
 _PART_B = SCHEMA_KEYS[SCHEMA_KEYS.index("len") + 1:SCHEMA_KEYS.index("cpu")]
 assert SCHEMA_KEYS[SCHEMA_KEYS.index("cpu"):] == ("cpu", "pid", "tid", "comm"), SCHEMA_KEYS
 assert set(PER_PACKET_KEYS) == set(SCHEMA_KEYS) - set(_PART_A) - set(_PART_B)
+
+
+class Decoded(NamedTuple):
+    """What a record's static part decodes to, cached per key: the Event fields, the two runs of
+    its JSON object between the per-packet values, whether it came with an skb (mark is
+    meaningful), and whether its bytes are an Ethernet frame."""
+
+    fields: Dict[str, Any]
+    json_a: bytes  # from after `time` up to `"len":`
+    json_b: bytes  # from after the length up to `"cpu":`
+    skb: bool
+    ethernet: bool
 
 
 def _ranges(spans: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
@@ -55,9 +67,9 @@ class Converter:
 
     def __init__(self, reason_name: Callable[[int], str], symbolize: Callable[[int], str],
                  mono_to_wall_ns: int, with_stack: bool = False, big: bool = False,
-                 bpf: Optional[Contract] = None) -> None:
-        c = bpf or contract()
-        ev = self.event = c.struct("dt_event")  # the layout, also for the compiled renderer (render.py)
+                 layouts: Optional[Contract] = None) -> None:
+        c = layouts or contract()
+        ev = self.event = c.struct("dt_event")  # the layout, also for formats/compiled.py
         self.header, idx = ev.struct(HEADER_FIELDS)
         self.idx = idx
         self._i_cap, self._i_net = idx["cap_len"], idx["net_off"]  # read for every record
@@ -79,7 +91,7 @@ class Converter:
         self.with_stack = with_stack
         self.has_reason_flag = c.const["DT_F_HAS_REASON"]
         self.no_skb_flag = c.const["DT_F_NO_SKB"]
-        self._static: Dict[bytes, tuple] = {}
+        self._static: Dict[bytes, Decoded] = {}
         self._comms: Dict[bytes, tuple] = {}
         self._stacks: Dict[bytes, tuple] = {}
         self._sec = -1
@@ -106,7 +118,7 @@ class Converter:
             return head + raw[at:ip + 4] + raw[ip + 6:ip + 10] + raw[ip + 12:end]
         return head + raw[at:end]
 
-    def _static_for(self, raw: bytes, h: tuple) -> tuple:
+    def _static_for(self, raw: bytes, h: tuple) -> Decoded:
         cap_len, net_off = h[self._i_cap], h[self._i_net]
         key = self._key(raw, net_off, cap_len)
         hit = self._static.get(key)
@@ -133,7 +145,7 @@ class Converter:
         part_a = dumps({k: static[k] for k in _PART_A})[1:-1]
         part_b = dumps({k: static[k] for k in _PART_B})[1:-1]
         ethernet = mac_off == 0 and dev_type in (1, 772) and len(captured) >= 14
-        hit = (static, b'",' + part_a + b',"len":', b"," + part_b + b',"cpu":', skb, ethernet)
+        hit = Decoded(static, b'",' + part_a + b',"len":', b"," + part_b + b',"cpu":', skb, ethernet)
         if len(self._static) >= self.CACHE_MAX:
             self._static.clear()
         self._static[key] = hit

@@ -1,4 +1,4 @@
-"""The compiled renderer (droptrace._render via droptrace/render.py) against the Python paths.
+"""The compiled renderer (droptrace._render via droptrace/formats/compiled.py) against the Python paths.
 
 Records are laid out by the BPF object's own BTF, pushed into a synthetic ring
 buffer (anonymous memory laid out like the kernel's mappings: consumer page;
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from droptrace import render
 from droptrace.convert import Converter
 from droptrace.errors import DroptraceError
+from droptrace.formats import compiled as render
 from droptrace.formats.jsonl import RawJsonWriter
 from droptrace.formats.out import Output
 from droptrace.formats.recording import Recorder

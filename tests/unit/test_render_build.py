@@ -5,7 +5,7 @@ import sysconfig
 
 import pytest
 
-from droptrace import render
+from droptrace.formats import compiled as render
 
 
 def can_build() -> bool:

@@ -33,7 +33,7 @@ HEADERS = [  # Ethernet frames: UDP, TCP (SYN), ICMP echo over IPv4; UDP over IP
 class FakeTracer:
     def __init__(self) -> None:
         self.converter = Converter(lambda v: f"REASON_{v}", lambda a: f"func+0x{a:x}",
-                                   1_700_000_000 * 10**9, bpf=BPF)
+                                   1_700_000_000 * 10**9, layouts=BPF)
         self.records = TrailRecords(BPF, hooks(C), self.converter)
 
 

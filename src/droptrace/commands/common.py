@@ -195,11 +195,11 @@ def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Option
     probe is attached (record opens its file only then).
 
     Three ways from the ring to the sink, the first that applies: the sink's
-    compiled renderer, reading the ring in place (render.live: a `renderer`
+    compiled renderer, reading the ring in place (formats.compiled.live: a `renderer`
     method and the extension built); raw records (a `write_raw` method);
     Events (`write`). All three write the same bytes.
     """
-    from ..render import live
+    from ..formats.compiled import live
 
     shown = 0
     started = ready = False

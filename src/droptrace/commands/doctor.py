@@ -93,7 +93,7 @@ def checks() -> Tuple[List[Check], List[str]]:
             f" (not: {', '.join(missing)})" if missing else "")
     add("trail", trail_steps)
 
-    from ..render import status
+    from ..formats.compiled import status
 
     out.append(("renderer", True, status()))  # either way the output is the same; only its speed differs
 

@@ -15,6 +15,7 @@ import platform
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -59,6 +60,16 @@ def listen_address(text: str) -> Tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+@dataclass
+class KeyState:
+    """One kernel key: its label set, its counts as last read, and when its count last moved."""
+
+    labels: tuple
+    count: int
+    nbytes: int
+    moved: float
+
+
 class Series:
     """Kernel keys to label sets (sticky), and the cumulative count of each label set.
 
@@ -75,10 +86,9 @@ class Series:
         self.ephemeral_from = ephemeral_from
         self.enricher = enricher
         self.forget_after = forget_after
-        flow = tracer.bpf.const
+        flow = tracer.contract.const
         self.addrs_bit, self.ports_bit = flow["DT_FLOW_ADDRS"], flow["DT_FLOW_PORTS"]
-        # raw kernel key -> [label values, count, bytes, when the count last moved]
-        self.keys: Dict[bytes, list] = {}
+        self.keys: Dict[bytes, KeyState] = {}  # by raw kernel key
         self.totals: Dict[tuple, List[int]] = {}  # label values -> [count, bytes]
         self.folded = 0  # label sets folded into `other`
         self.forgotten = 0  # kernel keys deleted once idle
@@ -112,12 +122,12 @@ class Series:
         self.totals.setdefault(values, [0, 0])
         return values
 
-    def _add(self, state: list, count: int, nbytes: int) -> None:
-        if count >= state[1] and nbytes >= state[2]:  # kernel counters only grow
-            acc = self.totals[state[0]]
-            acc[0] += count - state[1]
-            acc[1] += nbytes - state[2]
-            state[1], state[2] = count, nbytes
+    def _add(self, state: KeyState, count: int, nbytes: int) -> None:
+        if count >= state.count and nbytes >= state.nbytes:  # kernel counters only grow
+            acc = self.totals[state.labels]
+            acc[0] += count - state.count
+            acc[1] += nbytes - state.nbytes
+            state.count, state.nbytes = count, nbytes
 
     def update(self, now: Optional[float] = None) -> None:
         """Add what the kernel counted since the last read to each key's label set; forget idle keys."""
@@ -129,16 +139,16 @@ class Series:
                 count, nbytes, ifname = t.aggregate_value(raw_val)
                 state = self.keys.get(raw_key)
                 if state is None:
-                    state = self.keys[raw_key] = [self._label_set(raw_key, ifname), 0, 0, now]
-                elif count == state[1]:
+                    state = self.keys[raw_key] = KeyState(self._label_set(raw_key, ifname), 0, 0, now)
+                elif count == state.count:
                     continue
                 self._add(state, count, nbytes)
-                state[3] = now
+                state.moved = now
             if self.forget_after:
                 self._forget_idle(now)
 
     def _forget_idle(self, now: float) -> None:
-        for raw_key in [k for k, st in self.keys.items() if now - st[3] >= self.forget_after]:
+        for raw_key in [k for k, st in self.keys.items() if now - st.moved >= self.forget_after]:
             state = self.keys.pop(raw_key)
             last = self.tracer.forget_aggregate(raw_key)
             if last is not None:  # what arrived since the last read

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     if args.read:
-        return convert(args)
+        return rewrite(args)
     opts = options(args)
     fmt = format_for(args.write, args.format)
     snaplen = opts.snaplen if opts.snaplen is not None else (None if opts.payload else DEFAULT_SNAPLEN)
@@ -69,7 +69,7 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def convert(args: argparse.Namespace) -> int:
+def rewrite(args: argparse.Namespace) -> int:
     """`record -r IN -w OUT`: a recording through the filters, into either format."""
     import os
 

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
         try:
             tracer.start()
             # Everything the final summary needs exists before we say we are tracing.
-            agg = Aggregator(tracer.reason_name, tracer.symbolize, tracer.bpf.const)
+            agg = Aggregator(tracer.reason_name, tracer.symbolize, tracer.contract.const)
             started = last = time.monotonic()
             announce(tracer, f"counting in the kernel; {'q' if interactive else 'Ctrl-C'} to end")
             deadline = started + args.duration if args.duration else None

@@ -114,7 +114,7 @@ class Columns:
 
     def middle(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
         """The cells from PROTO to LOCATION, and the gap before the details: the same for every
-        packet of a flow (render.py caches it)."""
+        packet of a flow (formats/compiled.py caches it)."""
         w = self.w
         iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
         return (f"{kind:<{w['proto']}} {reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
@@ -150,7 +150,7 @@ class TextWriter:
 
     @property
     def header_written(self) -> bool:
-        """Once it is, lines no longer depend on the rest of their batch (render.py may take over)."""
+        """Once it is, lines no longer depend on the rest of their batch (compiled.py may take over)."""
         return self._header
 
     def write(self, events: List[Event]) -> None:

@@ -79,7 +79,7 @@ class MmapRing:
 
     def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]],
                timeout_ms: int, limit: int = 4096) -> Tuple[bytes, int]:
-        """Like poll(), but the batch is rendered in place by a compiled renderer (droptrace/render.py)
+        """Like poll(), but the batch is rendered in place by a compiled renderer (formats/compiled.py)
         instead of copied out record by record: (its output, records rendered). The space is
         released only once the batch is rendered; an error leaves it in the ring."""
         self.wait(timeout_ms)

@@ -49,7 +49,7 @@ class Tracer:
         self.btf = os.path.exists(BTF_PATH)
         self.limits: List[str] = []  # what this host cannot show, said once at start
         self.object = self.OBJECTS[0] if self.btf else OBJECT_NOBTF
-        self.bpf: Contract = contract()  # layouts and constants: droptrace.h, as compiled
+        self.contract: Contract = contract()  # layouts and constants: droptrace.h, as compiled
         self._obj: Optional[libbpf.Object] = None
         self._links: List[libbpf.Link] = []
         self._rb: Optional[MmapRing] = None
@@ -67,7 +67,7 @@ class Tracer:
     def big(self) -> bool:
         """Records with room for a whole frame (--payload, or a --snaplen past the headers)."""
         o = self.opts
-        return o.payload or (o.snaplen or 0) > self.bpf.const["DT_SNAP_MAX"]
+        return o.payload or (o.snaplen or 0) > self.contract.const["DT_SNAP_MAX"]
 
     # -- setup ---------------------------------------------------------
     def start(self) -> None:
@@ -77,7 +77,7 @@ class Tracer:
         if o.filter:
             from ..packet.filter import compile_filters
 
-            self._filter = compile_filters(o.filter, self.bpf.const["DT_FILTER_MAX"])
+            self._filter = compile_filters(o.filter, self.contract.const["DT_FILTER_MAX"])
             if not self.btf:
                 raise DroptraceError(f"filter expressions need kernel BTF ({BTF_PATH} is missing)")
         if o.aggregate and not self.btf:
@@ -128,14 +128,14 @@ class Tracer:
         self._kallsyms = Kallsyms.load()
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), o.stack, big=self.big,
-                                    bpf=self.bpf)
+                                    layouts=self.contract)
         if not o.aggregate:
             self._rb = MmapRing(self._obj.map("events").fd, o.ringbuf_bytes)
         self.attach_seconds = time.monotonic() - t0
 
     def _config(self, hook: str) -> Dict[str, Union[int, bytes]]:
         """struct dt_config's fields, by name, for this hook."""
-        o, c = self.opts, self.bpf.const
+        o, c = self.opts, self.contract.const
         skip = [U32_NONE, U32_NONE]
         mode, listed = c["DT_REASONS_ALL"], []
         tp = {"tp_off_skb": 0, "tp_off_location": 0, "tp_off_reason": 0, "tp_size_reason": 0,
@@ -190,7 +190,7 @@ class Tracer:
         (the kernel caches its verdicts by them), or nothing (not cached)."""
         from ..packet.filter_reads import CLASSES, reads
 
-        c, st = self.bpf.const, self.bpf.struct("dt_filter_class")
+        c, st = self.contract.const, self.contract.struct("dt_filter_class")
         fixed, after = c["DT_FC_FIXED"], c["DT_FC_AFTER"]
         out = []
         for cls in CLASSES[:c["DT_FC_CLASSES"]]:
@@ -213,19 +213,19 @@ class Tracer:
         """A short --netns list goes into the configuration itself (compared in place); a longer
         one only into the netns_filter map."""
         few = sorted(set(self.opts.netns))
-        if len(few) > self.bpf.const["DT_NETNS_FEW"]:
+        if len(few) > self.contract.const["DT_NETNS_FEW"]:
             few = []
         return {"netns_few_n": len(few), "netns_few": b"".join(n.to_bytes(4, "little") for n in few)}
 
     def _trail_config(self) -> Dict[str, Union[int, bytes]]:
         """dt_config's trail fields: unused by the drop tracer."""
-        n = self.bpf.const["DT_HOOK_NUM"]
+        n = self.contract.const["DT_HOOK_NUM"]
         return {"trail_all": 0, "trail_gap_ns": 0, "trail_skb_arg": bytes(n), "trail_dev_arg": bytes(n)}
 
     def _try_hook(self, hook: str) -> None:
         if hook == "tracepoint":
             tracefs.require()
-        config = self.bpf.struct("dt_config").pack(self._config(hook))
+        config = self.contract.struct("dt_config").pack(self._config(hook))
         loaded = contract(self.object)  # the object to load, with its own .rodata offsets
         obj = self._obj = libbpf.Object(loaded.path)
         attach = self._programs(obj, hook)
@@ -247,12 +247,12 @@ class Tracer:
         if self.btf:
             for ino in self.opts.netns:
                 obj.map("netns_filter").update(ino.to_bytes(4, "little"), one)
-            names = self.bpf.struct("dt_ifname")
+            names = self.contract.struct("dt_ifname")
             for name in self.opts.interfaces:
                 obj.map("ifname_filter").update(names.pack({"name": name}), one)
         if self._filter:
-            insn, fi = self.bpf.struct("dt_insn"), obj.map("filter_insns")
-            base = self.bpf.const["DT_FILTER_MAX"]
+            insn, fi = self.contract.struct("dt_insn"), obj.map("filter_insns")
+            base = self.contract.const["DT_FILTER_MAX"]
             for start, prog in zip((0, base), self._filter):
                 for i, (code, jt, jf, k) in enumerate(prog):
                     fi.update((start + i).to_bytes(4, "little"),
@@ -319,7 +319,7 @@ class Tracer:
 
     @property
     def ring(self) -> Optional[MmapRing]:
-        """The ring buffer, once started (none for in-kernel counting): render.py reads it in place."""
+        """The ring buffer, once started (none when counting in the kernel); compiled.py reads it in place."""
         return self._rb
 
     @property
@@ -336,7 +336,7 @@ class Tracer:
         if self._stats_map is None:
             return 0
         ncpu = libbpf.num_possible_cpus()
-        slot = self.bpf.const[name]
+        slot = self.contract.const[name]
         raw = self._stats_map.lookup(slot.to_bytes(4, "little"), 8 * ncpu) or b""
         return sum(int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8))
 
@@ -348,12 +348,12 @@ class Tracer:
     def _agg_key_size(self) -> int:
         """The bytes of struct dt_agg_key the count map hashes: without flows, only its flow-less
         prefix (reason, location, namespace, interface, protocols), a third of the key."""
-        key = self.bpf.struct("dt_agg_key")
+        key = self.contract.struct("dt_agg_key")
         return key.size if self.opts.agg_flows else key.offset("saddr")
 
     def aggregate_key(self, raw: bytes) -> Dict[str, Union[int, bytes]]:
         """A raw key of the count map, by field name (a flow-less key reads as zero flow fields)."""
-        key = self.bpf.struct("dt_agg_key")
+        key = self.contract.struct("dt_agg_key")
         return key.unpack(raw.ljust(key.size, b"\0"))
 
     def aggregate_items(self) -> Iterator[Tuple[bytes, bytes]]:
@@ -364,12 +364,12 @@ class Tracer:
         return self._obj.map("agg").items(self._agg_key_size, self._agg_value_size())
 
     def _agg_value_size(self) -> int:
-        one = (self.bpf.struct("dt_agg_val").size + 7) // 8 * 8  # the kernel pads each copy to 8
+        one = (self.contract.struct("dt_agg_val").size + 7) // 8 * 8  # the kernel pads each copy to 8
         return one * libbpf.num_possible_cpus()
 
     def aggregate_value(self, raw: bytes) -> Tuple[int, int, str]:
         """(count, bytes, ifname) of one raw value of the count map: the CPUs' copies summed."""
-        val = self.bpf.struct("dt_agg_val")
+        val = self.contract.struct("dt_agg_val")
         step = (val.size + 7) // 8 * 8
         count = nbytes = 0
         ifname = b""

@@ -78,7 +78,7 @@ class TrailTracer(Tracer):
         self.missing: List[str] = []  # steps this kernel has no tracepoint (or skb) for
         self._skb_args: Dict[str, Optional[int]] = {}
         self._dev_args: Dict[str, Optional[int]] = {}
-        self._hooks = hooks(self.bpf.const)
+        self._hooks = hooks(self.contract.const)
         self._records: Optional[TrailRecords] = None
 
     def start(self) -> None:
@@ -113,7 +113,7 @@ class TrailTracer(Tracer):
         return names
 
     def _trail_config(self) -> Dict[str, Union[int, bytes]]:
-        n = self.bpf.const["DT_HOOK_NUM"]
+        n = self.contract.const["DT_HOOK_NUM"]
         skb, dev = bytearray([NO_ARG] * n), bytearray([NO_ARG] * n)
         for value, name in self._hooks.items():
             for table, found in ((skb, self._skb_args), (dev, self._dev_args)):
@@ -126,7 +126,7 @@ class TrailTracer(Tracer):
         if not self._pending:
             return []
         raw, self._pending = self._pending, []
-        size = self.bpf.struct("dt_trail_event").size
+        size = self.contract.struct("dt_trail_event").size
         if len(raw[0]) != size:
             raise DroptraceError(f"trail record of {len(raw[0])} bytes from BPF, expected {size}: the BPF "
                                  "object and this droptrace disagree; reinstall droptrace")
@@ -136,7 +136,7 @@ class TrailTracer(Tracer):
     def records(self) -> "TrailRecords":
         """How to read this object's trail records."""
         if self._records is None:
-            self._records = TrailRecords(self.bpf, self._hooks, self.converter)
+            self._records = TrailRecords(self.contract, self._hooks, self.converter)
         return self._records
 
     def trails(self, raw: List[bytes]) -> List[Tuple[Event, str, List[Hop], int]]:
@@ -148,8 +148,8 @@ class TrailRecords:
     """Where each part of a trail record is (from the object's layouts, read once), and the
     record's parts: the whole trail, or for a storm just its shape and its times."""
 
-    def __init__(self, bpf: Contract, hook_names: Dict[int, str], converter: Converter) -> None:
-        te, ev, trail, hop = (bpf.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
+    def __init__(self, layouts: Contract, hook_names: Dict[int, str], converter: Converter) -> None:
+        te, ev, trail, hop = (layouts.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
         ev_at, tr_at = te.offset("ev"), te.offset("trail")
 
         def field_at(base: int, layout: StructLayout, name: str) -> slice:
@@ -160,7 +160,7 @@ class TrailRecords:
         st, index = hop.struct(fields)
         self._pick = operator.itemgetter(*(index[f] for f in fields))  # in that order, whatever the struct's
         self._hop = struct.Struct(st.format + f"{hop.size - st.size}x")  # one hop, its whole stride
-        self.keep = bpf.const["DT_TRAIL_HOPS"]
+        self.keep = layouts.const["DT_TRAIL_HOPS"]
         ts = hop.field("ts_ns")
         # every hop's time, in ring order
         self._times = struct.Struct(hop.order + f"{ts.offset}xQ{hop.size - ts.end}x" * self.keep)
@@ -188,7 +188,7 @@ class TrailRecords:
             whole[off:off + size] = bytes(size)
         self._trail = slice(tr_at, tr_at + trail.size)
         self._trail_mask = int.from_bytes(whole, "little")
-        self._verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in bpf.const.items()
+        self._verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in layouts.const.items()
                           if k.startswith("DT_VERDICT_")}
         self._hook_names, self._ifnames = hook_names, {}  # type: Dict[bytes, str]
         self._converter = converter

@@ -27,18 +27,18 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
-from .event import Event, dumps, iso_parts
-from .formats import pcapng as pcap
-from .formats import text as txt
-from .formats.jsonl import JsonWriter, RawJsonWriter
-from .formats.recording import Recorder
+from ..event import Event, dumps, iso_parts
+from . import pcapng as pcap
+from . import text as txt
+from .jsonl import JsonWriter, RawJsonWriter
+from .recording import Recorder
 
 if TYPE_CHECKING:
-    from .convert import Converter
-    from .kernel.ringbuf import MmapRing
+    from ..convert import Converter
+    from ..kernel.ringbuf import MmapRing
 
 try:
-    from . import _render
+    from .. import _render
 except ImportError:  # built without a C compiler: the Python paths
     _render = None  # type: ignore[assignment]
 
