@@ -19,6 +19,11 @@ DROPTRACE = str(Path(sys.executable).parent / "droptrace")
 # scripts/test-other-kernel sets this, and the waits below scale by it. Passing tests are not
 # slowed; a failing one waits longer before it says so.
 SLOWDOWN = float(os.environ.get("DROPTRACE_TEST_SLOWDOWN", "1"))
+# A command prefix that runs droptrace without privileges: root's uid with every capability gone
+# (and root's implicit ones switched off), which is what the kernel checks. Unlike another uid, it
+# still reads the checkout wherever it is (a clone in /root is closed to `nobody`).
+UNPRIVILEGED = ["setpriv", "--securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked",
+                "--bounding-set=-all", "--inh-caps=-all"]
 
 
 def _kernel_enums():

@@ -9,7 +9,7 @@ import pytest
 
 from droptrace.lab import A4, B4, GHOST4, IFNAME, Lab, by_name
 
-from .conftest import DROPTRACE, Droptrace, run
+from .conftest import DROPTRACE, UNPRIVILEGED, Droptrace, run
 
 TRACEBACK = "Traceback"
 
@@ -211,9 +211,7 @@ def test_an_interface_name_that_is_not_utf8_is_taken_as_bytes():
 
 
 def test_not_root_is_a_clear_error():
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        "--inh-caps=-all", DROPTRACE, "-c", "1"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*UNPRIVILEGED, DROPTRACE, "-c", "1"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "needs root" in r.stderr and TRACEBACK not in r.stderr
 

@@ -13,7 +13,7 @@ import pytest
 import droptrace
 from droptrace.lab import B4, IFNAME, by_name
 
-from .conftest import DROPTRACE, Droptrace, run
+from .conftest import DROPTRACE, UNPRIVILEGED, Droptrace, run
 from .test_cli import TRACEBACK, no_ports, wait_no_ports
 
 
@@ -146,8 +146,8 @@ def test_a_failed_start_leaves_an_existing_recording_alone(tmp_path):
         r = run("record", "-w", str(keep), *args)
         assert r.returncode != 0 and TRACEBACK not in r.stderr, r.stderr
         assert keep.read_bytes() == b"precious" * 1000, args
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                        DROPTRACE, "record", "-w", str(keep)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*UNPRIVILEGED, DROPTRACE, "record", "-w", str(keep)], capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 1 and "needs root" in r.stderr
     assert keep.read_bytes() == b"precious" * 1000
 
