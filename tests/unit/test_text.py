@@ -35,9 +35,9 @@ def ev(**kw) -> Event:
 def cells(e: Event) -> List[str]:
     """What each column of the line shows for e, in TITLES order."""
     iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
-    return [clock(e.ts_ns), str(e.pid), printable(e.comm), proto(e),
+    return [clock(e.ts_ns), "-" if e.pid is None else str(e.pid), printable(e.comm or "-"), proto(e),
             e.reason if e.reason is not None else "-", endpoint(e.saddr, e.sport),
-            endpoint(e.daddr, e.dport), iface, str(e.netns or "-"), e.location]
+            endpoint(e.daddr, e.dport), iface, str(e.netns or "-"), e.location or "-"]
 
 
 def written(batches: Sequence[Sequence[Event]], **kw) -> str:
@@ -88,6 +88,9 @@ WIDE = [
        ifindex=None, reason=None, pid=0, comm="swapper/0", len=None),
     ev(l3="0x88b5", l4=None, saddr=None, daddr=None, sport=None, dport=None, reason="UNKNOWN_4242"),
     ev(l3="ipv6", l4=132, saddr="::1", daddr="fe80::1", sport=1, dport=2, mark=0xFFFFFFFF),
+    # a packet of another tool's capture: no task, reason, location, interface or namespace
+    ev(reason=None, reason_code=None, location=None, pid=None, tid=None, comm=None, cpu=None,
+       ifindex=None, ifname=None, netns=None, l4="udp", tcp_flags=None, sport=1234, dport=7003),
 ]
 
 

@@ -109,7 +109,8 @@ class Columns:
                 f"{'IFACE':<{IFACE_W}} {'NETNS':<{NETNS_W}}  LOCATION")
 
     def line(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
-        return (f"{clock(e.ts_ns):<12}  {e.pid:<{PID_W}} {comm_cell(e.comm)} "
+        pid = "-" if e.pid is None else e.pid  # another tool's capture knows no task
+        return (f"{clock(e.ts_ns):<12}  {pid:<{PID_W}} {comm_cell(e.comm or '-')} "
                 f"{self.middle(e, src, dst, kind, reason)}{details(e)}")
 
     def middle(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
@@ -118,7 +119,7 @@ class Columns:
         w = self.w
         iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
         return (f"{kind:<{w['proto']}} {reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
-                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location}  ")
+                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location or '-'}  ")
 
 
 def text_line(e: Event, columns: Optional[Columns] = None) -> str:
