@@ -57,7 +57,7 @@ def catalogue() -> Dict[str, Dict[str, object]]:
     return _load()["reasons"]
 
 
-def _subsystems() -> Dict[str, Dict[str, object]]:
+def subsystems() -> Dict[str, Dict[str, object]]:
     return _load()["subsystems"]
 
 
@@ -149,7 +149,7 @@ def unwritten(name_of: Optional[Dict[int, str]]) -> List[str]:
     out = []
     for _, n in sorted((name_of or {}).items()):
         family = n.split(":", 1)[0] if ":" in n else None
-        if n not in catalogue() and not (family and family in _subsystems()):
+        if n not in catalogue() and not (family and family in subsystems()):
             out.append(n)
     return out
 
@@ -160,13 +160,14 @@ def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
     text = name.strip()
     by_name = {n.upper(): v for v, n in (name_of or {}).items()}
     if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: str.isdigit() also takes "²"
-        if not name_of or int(text) not in name_of:
-            raise UnknownReason(f"no drop reason {text} on this kernel; `droptrace explain` lists them")
+        if not name_of or len(text) > 20 or int(text) not in name_of:  # (int() refuses 4,300 digits)
+            shown = text if len(text) <= 20 else text[:20] + "..."
+            raise UnknownReason(f"no drop reason {shown} on this kernel; `droptrace explain` lists them")
         key = name_of[int(text)].upper()
     else:
         key = normalise(text)
-        if key.startswith("SKB_DROP_REASON_SUBSYS_"):  # a whole subsystem
-            key = key[len("SKB_DROP_REASON_SUBSYS_"):] + ":"
+        if key.startswith("SUBSYS_") and text.strip().upper().startswith("SKB_DROP_REASON_SUBSYS_"):
+            key = key[len("SUBSYS_"):] + ":"  # a whole subsystem, by its enum member's name
     value = by_name.get(key)
     canonical = name_of[value] if value is not None and name_of else key
     entry = catalogue().get(key)
@@ -174,10 +175,8 @@ def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
         return _make(canonical, entry, value, value is not None)
     if ":" in key:
         family = key.split(":", 1)[0]
-        sub = _subsystems().get(family)
-        if sub is not None and (value is not None or key.endswith(":")
-                                or any(n.startswith(family + ":") for n in by_name)
-                                or not name_of):
+        sub = subsystems().get(family)
+        if sub is not None:  # its names are in the module's BTF, read only while it is loaded
             return _make(canonical.rstrip(":") or family, sub, value, value is not None)
     if value is not None:
         return _unwritten(canonical, value, name_of)
@@ -187,6 +186,30 @@ def explain(name: str, name_of: Optional[Dict[int, str]] = None) -> Explanation:
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise UnknownReason(f"unknown drop reason {name!r}{hint}; `droptrace explain` lists them")
+
+
+def kernel_names() -> Optional[Dict[int, str]]:
+    """value -> name of the running kernel's drop reasons; None where it has none (before 5.17)."""
+    from .kernel import btf, reasons
+
+    try:
+        names = reasons.load(btf.VMLINUX).all_names()
+    except (DroptraceError, OSError, btf.BTFError):
+        return None
+    return names or None
+
+
+def check_names(names: List[str]) -> None:
+    """Refuse, as the live filters do (UsageError, exit 2), a reason name that neither the running
+    kernel nor the catalogue knows: offline filters have no kernel list of their own to check."""
+    from .errors import UsageError
+
+    kernel = kernel_names()
+    for name in names:
+        try:
+            explain(name, kernel)
+        except UnknownReason as e:
+            raise UsageError(str(e)) from None
 
 
 def listing(name_of: Optional[Dict[int, str]]) -> List[Explanation]:
@@ -201,9 +224,9 @@ def summary(name: str) -> Optional[str]:
     """The one-line summary of a reason name as droptrace shows it (None if we have none)."""
     entry = catalogue().get(name)
     if entry is None and ":" in name:
-        entry = _subsystems().get(name.split(":", 1)[0])
+        entry = subsystems().get(name.split(":", 1)[0])
     return None if entry is None else str(entry["summary"])
 
 
 __all__ = ["Explanation", "UnknownReason", "explain", "listing", "summary", "catalogue", "unwritten",
-           "words_of"]
+           "words_of", "kernel_names", "check_names", "subsystems"]

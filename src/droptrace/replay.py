@@ -55,6 +55,9 @@ class OfflineFilter:
         o = opt.make(reasons=reasons, exclude_reasons=exclude_reasons, netns_specs=netns,
                      interfaces=interface, pid_value=pid, mark_value=mark, filter_expr=expression,
                      live=False)
+        from .explain import check_names
+
+        check_names([*o.reasons, *o.exclude_reasons])
         f = cls(reasons=[normalise(n) for n in o.reasons],
                 exclude_reasons=[normalise(n) for n in o.exclude_reasons], netns=o.netns,
                 interfaces=[i.decode(errors="replace") for i in o.interfaces], pid=o.pid, mark=o.mark,

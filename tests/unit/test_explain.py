@@ -170,3 +170,16 @@ def test_cli_explain_json_and_errors():
     assert r.returncode == 0 and "NO_SOCKET" in r.stdout and len(r.stdout.splitlines()) > 60
     r = droptrace("explain", "NO_SOCKET")
     assert "What to check:" in r.stdout and "Common causes:" in r.stdout
+
+
+def test_a_subsystem_reason_whose_module_is_not_loaded():
+    names = names_of("6.18.44")  # the saved lists hold no module's reasons
+    e = explain("OPENVSWITCH:OVS_DROP_LAST_ACTION", names)
+    assert e.reason == "OPENVSWITCH:OVS_DROP_LAST_ACTION" and not e.in_kernel and "Open vSwitch" in e.summary
+    assert explain("SKB_DROP_REASON_SUBSYS_OPENVSWITCH", names).reason == "OPENVSWITCH"
+    assert explain("openvswitch:", names).reason == "OPENVSWITCH"
+
+
+def test_a_number_too_long_for_int_is_no_reason():
+    with pytest.raises(UnknownReason, match=r"no drop reason 1{20}\.\.\. on this kernel"):
+        explain("1" * 4301, names_of("6.18.44"))

@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Dict, List, Optional, Sequence
+from typing import List, Sequence
 
-from ..errors import DroptraceError
 from ..event import dumps
-from ..explain import Explanation, explain, listing
+from ..explain import Explanation, explain, kernel_names, listing, subsystems
 from ..formats.out import Output
 from .common import Parser
 
 WIDTH = 100
-
-
-def kernel_reason_names() -> Optional[Dict[int, str]]:
-    """value -> name of the running kernel's drop reasons; None where it has none (before 5.17)."""
-    from ..kernel import btf, reasons
-
-    try:
-        names = reasons.load(btf.VMLINUX).all_names()
-    except (DroptraceError, OSError):
-        return None
-    return names or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +33,9 @@ def render(e: Explanation) -> str:
     def wrap(text: str, first: str = "  ", rest: str = "  ") -> List[str]:
         return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest) or [first]
 
-    where = f"value {e.value} on this kernel" if e.in_kernel else "not a reason of this kernel"
+    where = f"value {e.value} on this kernel" if e.in_kernel else (
+        "a subsystem's reason: named from its module's BTF while the module is loaded" if ":" in e.reason
+        or e.reason in subsystems() else "not a reason of this kernel")
     since = f"; since Linux {e.since}" if e.since else ""
     lines = [f"{e.reason}: {e.summary}", f"  ({where}{since})", ""]
     lines += wrap(e.details)
@@ -65,7 +55,7 @@ def render(e: Explanation) -> str:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    names = kernel_reason_names()
+    names = kernel_names()
     out = Output.stdout()
     if args.reason is None:
         entries = listing(names)
@@ -83,4 +73,4 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["main", "render", "kernel_reason_names"]
+__all__ = ["main", "render"]
