@@ -107,17 +107,19 @@ def test_nonblocking_fd_waits_in_poll_not_spinning(monkeypatch):
     calls = {"ok": 0, "eagain": 0}
     real_write = os.write
 
+    reader = Reader(r, chunk=300)
+
     def counting_write(fd, data):  # a spy: the writes are real, only counted
         try:
             n = real_write(fd, data)
         except BlockingIOError:
             calls["eagain"] += 1
+            if calls["eagain"] == 1:  # the pipe is full with nobody reading: now someone does
+                reader.start()
             raise
         calls["ok"] += 1
         return n
 
-    reader = Reader(r, chunk=300)
-    reader.start()
     data = payload(300_000, seed=1)
     monkeypatch.setattr(os, "write", counting_write)
     Output(w, "pipe").write(memoryview(bytearray(data)))
@@ -205,7 +207,15 @@ def test_signals_while_a_reader_thread_drains(sigalrm):
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     data = payload(300_000, seed=3)
-    sigalrm(lambda signum, frame: tick.set(), 0.0005)
+    busy = []
+
+    def alarm(signum, frame):  # a signal that lands inside this handler must not take tick's lock again
+        if not busy:
+            busy.append(1)
+            tick.set()
+            busy.clear()
+
+    sigalrm(alarm, 0.0005)
     Output(w, "pipe").write(data)
     signal.setitimer(signal.ITIMER_REAL, 0)
     os.close(w)

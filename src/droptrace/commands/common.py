@@ -61,12 +61,17 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
                    help=f"size of the kernel ring buffer, a power of two (default {opt.DEFAULT_RING_MB})")
 
 
-def add_filter_options(p: argparse.ArgumentParser) -> None:
-    """The tcpdump expression and the filters: live (in the kernel) or on a recording."""
+LIVE = "in the kernel"
+LIVE_OR_READ = "in the kernel; with -r, to the recording"
+
+
+def add_filter_options(p: argparse.ArgumentParser, where: str = LIVE, pid: bool = True) -> None:
+    """The tcpdump expression and the filters, applied `where`: live (in the kernel) or on a
+    recording; pid=False for modes that do not follow tasks."""
     p.add_argument("expression", nargs="*", metavar="EXPRESSION",
                    help="a tcpdump filter expression, e.g. 'udp port 53 and host 10.1.2.3' "
-                   "(compiled by libpcap, evaluated in the kernel on the dropped packet's headers)")
-    f = p.add_argument_group("filters (applied in the kernel; a repeated filter means any of them)")
+                   f"(compiled by libpcap, evaluated on the dropped packet's headers: {where})")
+    f = p.add_argument_group(f"filters (applied {where}; a repeated filter means any of them)")
     f.add_argument("--reason", type=arg(opt.names), action="extend", metavar="NAME[,NAME]",
                    help="only these drop reasons (names of the running kernel, e.g. NO_SOCKET)")
     f.add_argument("--exclude-reason", type=arg(opt.names), action="extend",
@@ -75,25 +80,29 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="only this network namespace: inode, `ip netns` name, or pid:N")
     f.add_argument("-i", "--interface", type=arg(opt.interface), action="append", metavar="IFNAME",
                    help="only packets on this interface name")
-    f.add_argument("--pid", type=arg(opt.pid), help="only drops while this process (tgid) is on CPU")
+    if pid:
+        f.add_argument("--pid", type=arg(opt.pid), help="only drops while this process (tgid) is on CPU")
     f.add_argument("--mark", type=arg(opt.mark), metavar="VALUE[/MASK]",
                    help="only packets with this skb mark")
 
 
-def add_trace_options(p: argparse.ArgumentParser) -> None:
-    """Filters and hook choice, shared by every mode that traces."""
-    add_filter_options(p)
-    p.add_argument("--hook", choices=opt.HOOKS,
-                   help="force a hook instead of probing tp_btf, raw_tp, then tracepoint")
+def add_trace_options(p: argparse.ArgumentParser, where: str = LIVE, hook: bool = True,
+                      pid: bool = True) -> None:
+    """Filters and hook choice, shared by every mode that traces (hook=False: the mode has its
+    own hooks; pid=False: it does not follow tasks)."""
+    add_filter_options(p, where, pid)
+    if hook:
+        p.add_argument("--hook", choices=opt.HOOKS,
+                       help="force a hook instead of probing tp_btf, raw_tp, then tracepoint")
     p.add_argument("-v", "--verbose", action="store_true", help="say why hooks were skipped; "
                    "show libbpf's log on errors")
 
 
 def options(args: argparse.Namespace) -> opt.Options:
     """Options from parsed flags: the one place the CLI builds them (same rules as the API)."""
-    made = opt.make(hook_name=args.hook, stack=getattr(args, "stack", False), reasons=args.reason,
-                    exclude_reasons=args.exclude_reason, netns_specs=args.netns,
-                    interfaces=args.interface, pid_value=args.pid, mark_value=args.mark,
+    made = opt.make(hook_name=getattr(args, "hook", None), stack=getattr(args, "stack", False),
+                    reasons=args.reason, exclude_reasons=args.exclude_reason, netns_specs=args.netns,
+                    interfaces=args.interface, pid_value=getattr(args, "pid", None), mark_value=args.mark,
                     filter_expr=args.expression,
                     ring_buffer_mb=getattr(args, "ring_buffer", opt.DEFAULT_RING_MB),
                     rate=getattr(args, "rate_limit", None), snaplen=getattr(args, "snaplen", None),
@@ -175,14 +184,14 @@ def interrupt_on_signals() -> Iterator[None]:
         yield
 
 
-def announce(tracer: Tracer, how: str) -> None:
+def announce(tracer: Tracer, how: str, end: str = "Ctrl-C") -> None:
     """Fallbacks (with -v), limits, then the line scripts wait for: it contains `Tracing`."""
     if tracer.opts.verbose:
         for hook, why in tracer.fallbacks:
             eprint(f"droptrace: hook {hook} not used: {why}")
     for note in tracer.limits:
         eprint(f"droptrace: note: {note}")
-    eprint(f"Tracing packet drops via {tracer.hook} ({how}). Ctrl-C to end.")
+    eprint(f"Tracing packet drops via {tracer.hook} ({how}). {end} to end.")
 
 
 def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Optional[float],

@@ -8,6 +8,7 @@ from ..formats.recording import FORMATS, Recorder, format_for
 from ..kernel.tracer import Tracer
 from ..options import DEFAULT_SNAPLEN, snap_length
 from .common import (
+    LIVE_OR_READ,
     Parser,
     add_run_options,
     add_stream_options,
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", action="store_true", help="add the kernel stack to each drop")
     add_run_options(p)
     add_stream_options(p)
-    add_trace_options(p)
+    add_trace_options(p, LIVE_OR_READ)
     return p
 
 

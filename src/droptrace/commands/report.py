@@ -105,7 +105,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("file", help="the recording (- for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
-    add_filter_options(p)
+    add_filter_options(p, "to the recording")
     args: argparse.Namespace = p.parse_intermixed_args(list(argv))  # FILE, flags, then EXPRESSION
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)

@@ -10,6 +10,7 @@ from ..formats.out import Output
 from ..formats.text import TextWriter
 from ..kernel.tracer import Tracer
 from .common import (
+    LIVE_OR_READ,
     Parser,
     add_run_options,
     add_stream_options,
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "show it as the live stream would, through the same filters")
     p.add_argument("--check", action="store_true",
                    help="same as `droptrace doctor`: what this host supports, then exit")
-    add_trace_options(p)
+    add_trace_options(p, LIVE_OR_READ)
     return p
 
 

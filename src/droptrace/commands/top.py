@@ -230,7 +230,7 @@ def run(args: argparse.Namespace, tracer: Tracer) -> int:
             # Everything the final summary needs exists before we say we are tracing.
             agg = Aggregator(tracer.reason_name, tracer.symbolize, tracer.contract.const)
             started = last = time.monotonic()
-            announce(tracer, f"counting in the kernel; {'q' if interactive else 'Ctrl-C'} to end")
+            announce(tracer, "counting in the kernel", "q or Ctrl-C" if interactive else "Ctrl-C")
             deadline = started + args.duration if args.duration else None
             console = Console()
             live = Live(console=console, auto_refresh=False) if interactive else contextlib.nullcontext()

@@ -181,16 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "consumed)")
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     add_run_options(p, "packets")
-    add_trace_options(p)
+    add_trace_options(p, hook=False, pid=False)
     return p
 
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    if args.hook:
-        from ..errors import UsageError
-
-        raise UsageError("--hook: trail always uses BTF tracepoints (tp_btf, one per networking step)")
     tracer = TrailTracer(options(args), every=args.all)
     names = None
     try:
