@@ -30,9 +30,9 @@ def _kernel_enums():
     from droptrace.kernel import btf
 
     try:
-        wanted = ("skb_drop_reason", "bpf_func_id")
-        return btf.read("/sys/kernel/btf/vmlinux", enums=lambda n: n in wanted).enums
-    except OSError:
+        kernel = btf.kernel("/sys/kernel/btf/vmlinux")
+        return {n: e for n in ("skb_drop_reason", "bpf_func_id") if (e := kernel.enum(n)) is not None}
+    except (OSError, btf.BTFError):
         return {}
 
 

@@ -178,8 +178,8 @@ def test_fields_are_read_by_name_whatever_their_order(reversed_order):
 
 
 def test_btf_type_table_resolves_sizes():
-    types = btf.parse(_pair_btf(False), types=True)
-    assert types.types[0].kind == 0
+    types = btf.parse(_pair_btf(False))
+    assert types.type(0).kind == 0
     pair = types.find("dt_pair", btf.KIND_STRUCT)
     assert pair is not None and [m.name for m in pair.members] == ["a", "b", "name", "_pad"]
     assert types.size_of(pair.members[2].type) == 6  # array of 6 u8
@@ -198,7 +198,7 @@ def test_bitfields_and_signed_ints():
     b.struct("dt_bits", 4, [("lo", u32, (3 << 24) | 0), ("hi", u32, (29 << 24) | 3)], kind_flag=True)
     b.struct("dt_signed", 4, [("x", s16, 0), ("y", u32, 0)], union=True)
     data = b.bytes()
-    bits = btf.parse(data, types=True).find("dt_bits", btf.KIND_STRUCT)
+    bits = btf.parse(data).find("dt_bits", btf.KIND_STRUCT)
     assert [(m.bit_offset, m.bitfield_size) for m in bits.members] == [(0, 3), (3, 29)]
     obj = ObjectLayout.from_btf(data)
     with pytest.raises(LayoutError, match="bitfield"):
@@ -221,21 +221,21 @@ def test_unreadable_objects_raise_layout_error(tmp_path):
 
 def _check_readers(data: bytes) -> None:
     try:
-        btf.parse(data, types=True)
+        btf.parse(data)
     except btf.BTFError:
         pass
     for reader in (ObjectLayout.from_elf, ObjectLayout.from_btf):
         try:
             obj = reader(data)
-            for t in obj.btf.types:
+            for t in map(obj.btf.type, range(1, len(obj.btf))):
                 if t.kind in (btf.KIND_STRUCT, btf.KIND_UNION) and t.name:
                     s = obj.struct(t.name)
                     if s.size < 1 << 16:
                         s.unpack(s.pack({}, complete=False))
                 elif t.kind == btf.KIND_DATASEC:
                     for v in t.vars:
-                        if 0 <= v.type < len(obj.btf.types):
-                            obj.variable(t.name, obj.btf.types[v.type].name)
+                        if 0 < v.type < len(obj.btf):
+                            obj.variable(t.name, obj.btf.type(v.type).name)
         except LayoutError:
             pass
 

@@ -32,8 +32,8 @@ def synthetic_vmlinux() -> bytes:
 
 def test_synthetic_btf_parses():
     data = btf.parse(synthetic_vmlinux())
-    assert data.enums["skb_drop_reason"]["SKB_DROP_REASON_NO_SOCKET"] == 3
-    assert data.struct_sizes["sk_buff"] == 232
+    assert data.enum("skb_drop_reason")["SKB_DROP_REASON_NO_SOCKET"] == 3
+    assert data.find("sk_buff", btf.KIND_STRUCT).size == 232
 
 
 def test_reasons_from_btf_strip_prefix_and_mark_non_drops():
@@ -57,7 +57,7 @@ def test_subsystem_reasons_come_from_module_btf(tmp_path):
     base_blob = synthetic_vmlinux()
     (tmp_path / "vmlinux").write_bytes(base_blob)
     base = btf.parse(base_blob)
-    mod = BTFBuilder(base_str_len=base.str_len)
+    mod = BTFBuilder(base_str_len=int.from_bytes(base_blob[20:24], "little"))  # the header's str_len
     mod.enum("ovs_drop_reason", {"OVS_DROP_LAST_ACTION": (2 << 16) | 1,
                                  "OVS_DROP_ACTION_ERROR": (2 << 16) | 2})
     mod.enum64("mac80211_drop_reason", {"RX_DROP_U_MIC_FAIL": (1 << 16) | 1})

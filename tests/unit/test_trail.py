@@ -21,7 +21,7 @@ def test_hook_names_come_from_the_enum():
 
 @pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no kernel BTF")
 def test_arguments_from_this_kernels_btf():
-    k = btf.read(VMLINUX, types=True)
+    k = btf.kernel(VMLINUX)
     skb = pointer_arguments(k, ["kfree_skb", "qdisc_dequeue", "tcp_send_reset", "no_such_tp"], "sk_buff")
     assert skb == {"kfree_skb": 0, "qdisc_dequeue": 3, "tcp_send_reset": 1, "no_such_tp": None}
     dev = pointer_arguments(k, ["net_dev_xmit", "net_dev_start_xmit", "kfree_skb"], "net_device")

@@ -40,8 +40,7 @@ def checks() -> Tuple[List[Check], List[str]]:
     def kernel_btf() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError(f"{BTF_PATH} missing: {NOBTF_LIMITS}")
-        data = btfmod.read(BTF_PATH, enums=reasons.core_enums)
-        n = len(data.enums.get("skb_drop_reason", {}))
+        n = len(btfmod.kernel(BTF_PATH).enum("skb_drop_reason") or {})
         return f"{BTF_PATH} (enum skb_drop_reason: {n} members)" if n else \
             f"{BTF_PATH} (no enum skb_drop_reason: kernel < 5.17, locations only)"
     add("kernel BTF", kernel_btf)
@@ -74,7 +73,7 @@ def checks() -> Tuple[List[Check], List[str]]:
     def expressions() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: they need kernel BTF to read the packet")
-        if has_bpf_loop(btfmod.read(BTF_PATH, enums=lambda n: n == "bpf_func_id")):
+        if has_bpf_loop(btfmod.kernel(BTF_PATH)):
             return "evaluated in the kernel (bpf_loop); also with top and the exporter"
         return ("evaluated in user space: no bpf_loop before 5.17, so every drop the other filters "
                 "pass crosses the ring buffer; not with top or the exporter (they count in the kernel)")
@@ -87,7 +86,7 @@ def checks() -> Tuple[List[Check], List[str]]:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: it needs kernel BTF")
         names = list(hooks(contract(OBJECT_TRAIL).const).values())
-        found = pointer_arguments(btfmod.read(BTF_PATH, types=True), names, "sk_buff")
+        found = pointer_arguments(btfmod.kernel(BTF_PATH), names, "sk_buff")
         missing = [n for n in names if found[n] is None]
         return f"{len(names) - len(missing)} of {len(names)} steps have a tracepoint with the skb" + (
             f" (not: {', '.join(missing)})" if missing else "")

@@ -1,23 +1,26 @@
-"""A reader for raw BTF: enums and struct sizes of the kernel's, or every type of a small one.
+"""BTF, the kernel's and droptrace's own objects', parsed by libbpf and read here by name.
 
-droptrace names drop reasons from the running kernel: enum skb_drop_reason in
-/sys/kernel/btf/vmlinux, and subsystem enums in module BTF (split BTF whose
-string offsets continue the base's). No bpftool or libbpf is needed for it.
-With types=True, parse() also keeps the full type table (for the small BTF of
-droptrace's own BPF object, whose struct layouts kernel/layout.py reads, and the
-kernel's tracepoint prototypes for trail); a type is made when first asked for.
+libbpf (kernel/libbpf.py) parses the file: header, strings, split module BTF over vmlinux,
+byte order; it finds types by name and, for a BPF object it opens, sets the data sections'
+variable offsets. droptrace names drop reasons from enum skb_drop_reason of
+/sys/kernel/btf/vmlinux and from subsystem enums in module BTF, finds tracepoint prototypes
+for trail, and reads the layouts of its own structs (kernel/layout.py); each type it asks for
+is made into a small Type record from libbpf's in-memory record, when first asked for.
 """
 from __future__ import annotations
 
+import functools
 import os
 import struct
+import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+from . import libbpf
 
 # The running kernel's BTF; DROPTRACE_KERNEL_BTF points elsewhere (tests use it to act as a kernel
 # without BTF, or with reasons no saved list has).
 VMLINUX = os.environ.get("DROPTRACE_KERNEL_BTF", "/sys/kernel/btf/vmlinux")
-MAGIC = 0xEB9F
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
 KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_FUNC = 7, 8, 9, 10, 11, 12
 KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM64 = 13, 14, 15, 17, 19
@@ -33,11 +36,11 @@ _REFS = (KIND_PTR, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_
          KIND_DECL_TAG, KIND_TYPE_TAG, KIND_FUNC_PROTO)
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 _SIZED = (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT)
-_MAX_KIND = KIND_ENUM64
+_HEAD = struct.Struct("=3I")  # libbpf holds BTF in host byte order
 
 
 class BTFError(ValueError):
-    """The bytes are not BTF this reader understands."""
+    """Not BTF that libbpf and this reader understand, or a type it lacks."""
 
 
 @dataclass(frozen=True)
@@ -79,22 +82,69 @@ class Type:
     linkage: int = 0  # VAR, FUNC
 
 
-@dataclass
 class BTF:
-    enums: Dict[str, Dict[str, int]] = field(default_factory=dict)
-    struct_sizes: Dict[str, int] = field(default_factory=dict)
-    str_len: int = 0  # size of this file's string section (base for split BTF)
-    types: Sequence[Type] = field(default_factory=list)  # by id, [0] is void; only with types=True
+    """One BTF held by libbpf; its types by id (1 .. len - 1; a split BTF's base's come first)."""
+
+    def __init__(self, handle: libbpf.Btf) -> None:
+        self.handle = handle
+        self._made: Dict[int, Type] = {0: Type(0, 0)}
+
+    def __len__(self) -> int:
+        return self.handle.count
 
     def type(self, type_id: int) -> Type:
-        if not 0 <= type_id < len(self.types):
-            raise BTFError(f"BTF type id {type_id} out of range ({len(self.types)} types)")
-        return self.types[type_id]
+        t = self._made.get(type_id)
+        if t is None:
+            if not 0 < type_id < len(self):
+                raise BTFError(f"BTF type id {type_id} out of range ({len(self)} types)")
+            try:
+                t = self._made[type_id] = self._make(type_id)
+            except (libbpf.BpfError, struct.error) as e:
+                raise BTFError(f"BTF type {type_id}: {e}") from None
+        return t
+
+    def _make(self, type_id: int) -> Type:
+        h = self.handle
+        name_off, info, size = _HEAD.unpack(h.record(type_id, _HEAD.size))
+        kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
+        fixed, per = _EXTRA.get(kind, (0, 0))
+        rest = h.record(type_id, _HEAD.size + fixed + per * vlen)[_HEAD.size:]
+        t = Type(type_id, kind, h.name(name_off), kind_flag=kflag)
+        if kind in _REFS:
+            t.type = size
+        else:
+            t.size = size
+        if kind == KIND_INT:
+            (word,) = struct.unpack("=I", rest)
+            t.encoding, t.bits = (word >> 24) & 0xF, word & 0xFF
+        elif kind == KIND_ARRAY:
+            t.type, _index, t.nelems = struct.unpack("=3I", rest)
+        elif kind in (KIND_STRUCT, KIND_UNION):
+            ms = []
+            for m_off, m_type, off in struct.iter_unpack("=3I", rest):
+                bits = off >> 24 if kflag else 0
+                ms.append(Member(h.name(m_off), m_type, off & 0xFFFFFF if kflag else off, bits))
+            t.members = tuple(ms)
+        elif kind == KIND_FUNC_PROTO:
+            t.members = tuple(Member(h.name(m_off), m_type) for m_off, m_type in
+                              struct.iter_unpack("=2I", rest))
+        elif kind == KIND_ENUM:
+            signed = "=Ii" if kflag else "=II"
+            t.values = {h.name(m_off): v for m_off, v in struct.iter_unpack(signed, rest)}
+        elif kind == KIND_ENUM64:
+            t.values = {h.name(m_off): (hi << 32) | lo for m_off, lo, hi in struct.iter_unpack("=3I", rest)}
+        elif kind == KIND_VAR:
+            (t.linkage,) = struct.unpack("=I", rest)
+        elif kind == KIND_FUNC:
+            t.linkage = vlen
+        elif kind == KIND_DATASEC:
+            t.vars = tuple(SecVar(*v) for v in struct.iter_unpack("=3I", rest))
+        return t
 
     def resolve(self, type_id: int) -> Type:
         """The type behind typedefs and const/volatile/restrict/type tags."""
         t = self.type(type_id)
-        for _ in range(len(self.types)):
+        for _ in range(len(self)):
             if t.kind not in _MODIFIERS:
                 return t
             t = self.type(t.type)
@@ -112,170 +162,67 @@ class BTF:
         raise BTFError(f"BTF type {type_id} ({t.name or 'anonymous'}, kind {t.kind}) has no size")
 
     def find(self, name: str, kind: int) -> Optional[Type]:
-        """The first type of this kind and name, if any."""
-        return self.named(kind, [name]).get(name)
+        """The first type of this kind and name, if any (libbpf's look-up)."""
+        found = self.handle.find(name, kind)
+        return self.type(found) if found else None
 
     def named(self, kind: int, names: Iterable[str]) -> Dict[str, Type]:
         """The first type of this kind for each of these names that has one."""
-        wanted = set(names)
-        if isinstance(self.types, _Types):
-            return self.types.named(kind, wanted)
-        out: Dict[str, Type] = {}
-        for t in self.types:
-            if t.kind == kind and t.name in wanted:
-                out.setdefault(t.name, t)
+        out = {}
+        for n in names:
+            t = self.find(n, kind)
+            if t is not None:
+                out[n] = t
+        return out
+
+    def enum(self, name: str) -> Optional[Dict[str, int]]:
+        """The members of enum `name` (32 or 64 bits), or None."""
+        t = self.find(name, KIND_ENUM) or self.find(name, KIND_ENUM64)
+        return None if t is None else dict(t.values)
+
+    def own_enums(self, where: Callable[[str], bool]) -> Dict[str, Dict[str, int]]:
+        """The named enums of this BTF itself (not of its base) whose name `where` accepts."""
+        out: Dict[str, Dict[str, int]] = {}
+        for i in range(self.handle.first, len(self)):
+            name_off, info, _ = _HEAD.unpack(self.handle.record(i, _HEAD.size))
+            if (info >> 24) & 0x1F in (KIND_ENUM, KIND_ENUM64) and name_off:
+                name = self.handle.name(name_off)
+                if name not in out and where(name):
+                    out[name] = dict(self.type(i).values)
         return out
 
 
-class _Types(Sequence):
-    """Every type of a BTF by id, each made when first asked for: the kernel's has some 100,000
-    and droptrace needs a few dozen."""
-
-    def __init__(self, base: Sequence[Type], data: bytes, order: str,
-                 entries: List[Tuple[int, int, int, int]], name: Callable[[int], str]) -> None:
-        self._base, self._first = base, len(base)  # the base BTF's ids come first
-        self._data, self._order, self._entries, self._name = data, order, entries, name
-        self._made: Dict[int, Type] = {}
-
-    def __len__(self) -> int:
-        return self._first + len(self._entries)
-
-    def __getitem__(self, i: Union[int, slice]):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if i < self._first:
-            return self._base[i]
-        t = self._made.get(i)
-        if t is None:
-            pos, name_off, info, size = self._entries[i - self._first]  # IndexError past the end
-            t = self._made[i] = _full_type(i, self._data, self._order, pos, name_off, info, size, self._name)
-        return t
-
-    def named(self, kind: int, names: set) -> Dict[str, Type]:
-        out: Dict[str, Type] = {}
-        for j, (_pos, name_off, info, _size) in enumerate(self._entries):
-            if (info >> 24) & 0x1F == kind and name_off:
-                n = self._name(name_off)
-                if n in names and n not in out:
-                    out[n] = self[self._first + j]
-        return out
+def _wrap(make: Callable[[], libbpf.Btf]) -> BTF:
+    try:
+        return BTF(make())
+    except libbpf.BpfError as e:
+        raise BTFError(str(e)) from None
 
 
-def parse(data: bytes, base: Optional[BTF] = None,
-          enums: Optional[Callable[[str], bool]] = None, types: bool = False) -> BTF:
-    """Parse raw BTF bytes. For module BTF pass the vmlinux BTF as base.
-
-    `enums`, if given, chooses which enums to keep by name (the kernel has
-    thousands; droptrace needs two), and struct sizes are then skipped too.
-    `types` keeps every type in BTF.types, by id (for small BTF; split BTF
-    needs a base parsed with types=True too, whose ids come first).
-    """
-    if len(data) < 24:
-        raise BTFError("BTF too short")
-    magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
-    order = "<"
-    if magic != MAGIC:
-        magic, _ver, _flags, hdr_len = struct.unpack_from(">HBBI", data, 0)
-        order = ">"
-        if magic != MAGIC:
-            raise BTFError("bad BTF magic")
-    type_off, type_len, str_off, str_len = struct.unpack_from(order + "4I", data, 8)
-    t0, s0 = hdr_len + type_off, hdr_len + str_off
-    if t0 + type_len > len(data) or s0 + str_len > len(data):
-        raise BTFError("BTF sections run past the end of the data")
-    strings = data[s0:s0 + str_len]
-    base_len = base.str_len if base else 0
-
-    def name(off: int) -> str:
-        off -= base_len
-        if off < 0 or off >= len(strings):
-            return ""
-        end = strings.find(b"\0", off)
-        return strings[off:end if end >= 0 else len(strings)].decode(errors="replace")
-
-    out = BTF(str_len=base_len + str_len)
-    entries: List[Tuple[int, int, int, int]] = []
-    if types and base is not None and not base.types:
-        raise BTFError("split BTF with types=True needs a base parsed with types=True")
-    hdr = struct.Struct(order + "3I")
-    pos, end = t0, t0 + type_len
-    while pos + 12 <= end:
-        name_off, info, size = hdr.unpack_from(data, pos)
-        pos += 12
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        fixed, per = _EXTRA.get(kind, (0, 0))
-        nxt = pos + fixed + per * vlen
-        if nxt > end:
-            raise BTFError("truncated BTF type")
-        if types:
-            if kind == 0 or kind > _MAX_KIND:
-                raise BTFError(f"unknown BTF kind {kind} (type {len(entries) + 1})")
-            entries.append((pos, name_off, info, size))
-        if kind in (KIND_ENUM, KIND_ENUM64) and name_off and (enums is None or enums(name(name_off))):
-            out.enums.setdefault(name(name_off), _enum_values(data, order, pos, kind, info, name))
-        elif kind in (KIND_STRUCT, KIND_UNION) and name_off and enums is None:
-            out.struct_sizes.setdefault(name(name_off), size)
-        pos = nxt
-    if types and pos != end:
-        raise BTFError("trailing bytes after the last BTF type")
-    if types:
-        out.types = _Types(base.types if base is not None else [Type(0, 0)], data, order, entries, name)
-    return out
+def parse(data: bytes, base: Optional[BTF] = None) -> BTF:
+    """Raw BTF bytes; for split (module) BTF, the vmlinux BTF as base (libbpf 1.1 splits files only)."""
+    if base is None:
+        return _wrap(lambda: libbpf.Btf.from_bytes(data))
+    with tempfile.NamedTemporaryFile(prefix="droptrace-btf-") as f:
+        f.write(data)
+        f.flush()
+        return read(f.name, base)
 
 
-def _enum_values(data: bytes, order: str, pos: int, kind: int, info: int,
-                 name: Callable[[int], str]) -> Dict[str, int]:
-    signed = bool(info >> 31)
-    members: Dict[str, int] = {}
-    for i in range(info & 0xFFFF):
-        if kind == KIND_ENUM:
-            m_off, val = struct.unpack_from(order + ("Ii" if signed else "II"), data, pos + 8 * i)
-        else:
-            m_off, lo, hi = struct.unpack_from(order + "3I", data, pos + 12 * i)
-            val = (hi << 32) | lo
-        members[name(m_off)] = val
-    return members
+def read(path: str, base: Optional[BTF] = None) -> BTF:
+    """A raw BTF file (/sys/kernel/btf/*) or an ELF object's .BTF. OSError if it cannot be read."""
+    if not os.access(path, os.R_OK):
+        raise FileNotFoundError(2, "cannot read BTF", path) if not os.path.exists(path) else \
+            PermissionError(13, "cannot read BTF", path)
+    return _wrap(lambda: libbpf.Btf.from_file(path, base.handle if base else None))
 
 
-def _full_type(type_id: int, data: bytes, order: str, pos: int, name_off: int, info: int, size: int,
-               name: Callable[[int], str]) -> Type:
-    kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
-    if kind == 0 or kind > _MAX_KIND:
-        raise BTFError(f"unknown BTF kind {kind} (type {type_id})")
-    t = Type(type_id, kind, name(name_off), kind_flag=kflag)
-    if kind in _REFS:
-        t.type = size
-    else:
-        t.size = size
-    if kind == KIND_INT:
-        (word,) = struct.unpack_from(order + "I", data, pos)
-        t.encoding, t.bits = (word >> 24) & 0xF, word & 0xFF
-    elif kind == KIND_ARRAY:
-        t.type, _index, t.nelems = struct.unpack_from(order + "3I", data, pos)
-    elif kind in (KIND_STRUCT, KIND_UNION):
-        ms = []
-        for i in range(vlen):
-            m_off, m_type, off = struct.unpack_from(order + "3I", data, pos + 12 * i)
-            bits = off >> 24 if kflag else 0
-            ms.append(Member(name(m_off), m_type, off & 0xFFFFFF if kflag else off, bits))
-        t.members = tuple(ms)
-    elif kind == KIND_FUNC_PROTO:
-        t.members = tuple(Member(name(m_off), m_type) for m_off, m_type in
-                          (struct.unpack_from(order + "2I", data, pos + 8 * i) for i in range(vlen)))
-    elif kind in (KIND_ENUM, KIND_ENUM64):
-        t.values = _enum_values(data, order, pos, kind, info, name)
-    elif kind == KIND_VAR:
-        (t.linkage,) = struct.unpack_from(order + "I", data, pos)
-    elif kind == KIND_FUNC:
-        t.linkage = vlen
-    elif kind == KIND_DATASEC:
-        t.vars = tuple(SecVar(*struct.unpack_from(order + "3I", data, pos + 12 * i)) for i in range(vlen))
-    return t
+@functools.lru_cache(maxsize=4)
+def kernel(path: str = VMLINUX) -> BTF:
+    """The running kernel's BTF, parsed once per process (libbpf: some 10 ms)."""
+    return read(path)
 
 
-def read(path: str, base: Optional[BTF] = None,
-         enums: Optional[Callable[[str], bool]] = None, types: bool = False) -> BTF:
-    with open(path, "rb") as f:
-        return parse(f.read(), base, enums, types)
+def of_object(obj: libbpf.Object) -> BTF:
+    """An opened BPF object's BTF, with the offsets libbpf set in its data sections."""
+    return _wrap(obj.btf)

@@ -10,12 +10,15 @@ Python uses fails loudly with a LayoutError instead of decoding garbage.
 from __future__ import annotations
 
 import functools
+import os
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import DroptraceError
 from . import btf as kbtf
+from . import libbpf
 
 Value = Union[int, bytes]
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -142,47 +145,50 @@ def _fields(btf: kbtf.BTF, t: kbtf.Type, base: int, depth: int = 0) -> Iterator[
 class ObjectLayout:
     """The structs and globals of one BPF object, from its BTF."""
 
-    def __init__(self, btf: kbtf.BTF, source: str = "<BTF>", order: str = "<",
-                 symbols: Optional[Dict[Tuple[str, str], Tuple[int, int]]] = None) -> None:
-        self.btf, self.source, self.order = btf, source, order
-        self._symbols = symbols  # (section, name) -> (offset, size), from the ELF symbol table
+    def __init__(self, btf: kbtf.BTF, source: str = "<BTF>", keep: object = None) -> None:
+        self.btf, self.source = btf, source
+        self.order = "<" if sys.byteorder == "little" else ">"  # libbpf holds BTF in host order
+        self._keep = keep  # the opened object the BTF belongs to
         self._structs: Dict[str, StructLayout] = {}
 
     @classmethod
     def from_btf(cls, data: bytes, source: str = "<BTF>") -> "ObjectLayout":
         """From raw .BTF bytes (variable offsets are then the DATASEC's own)."""
         try:
-            btf = kbtf.parse(data, types=True)
+            return cls(kbtf.parse(data), source)
         except kbtf.BTFError as e:
             raise _mismatch(source, f"unreadable BTF ({e})") from None
-        return cls(btf, source, "<" if data[:2] == b"\x9f\xeb" else ">")
 
     @classmethod
     def from_elf(cls, data: bytes, source: str = "<ELF>") -> "ObjectLayout":
-        """From the bytes of a BPF object file."""
-        sections, symbols = _read_elf(data, source)
-        if ".BTF" not in sections:
-            raise _mismatch(source, "no .BTF section (was it built without -g?)")
-        obj = cls.from_btf(sections[".BTF"], source)
-        obj._symbols = symbols
-        return obj
+        """From the bytes of a BPF object file, opened by libbpf as it opens one to load it."""
+        return cls._open(source, data)
 
     @classmethod
     def from_file(cls, path: str) -> "ObjectLayout":
+        if not os.path.isfile(path):
+            raise _mismatch(path, "cannot read it (no such file)")
+        return cls._open(path, None)
+
+    @classmethod
+    def _open(cls, source: str, data: Optional[bytes]) -> "ObjectLayout":
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise _mismatch(path, f"cannot read it ({e.strerror or e})") from None
-        return cls.from_elf(data, path)
+            obj = libbpf.Object(source, data)
+        except libbpf.BpfError as e:
+            raise _mismatch(source, f"not a readable ELF64 object: libbpf cannot open it ({e})") from None
+        try:
+            return cls(kbtf.of_object(obj), source, obj)
+        except kbtf.BTFError:
+            obj.close()
+            raise _mismatch(source, "no .BTF section (was it built without -g?)") from None
 
     def struct(self, name: str) -> StructLayout:
         """The layout of `struct name` (name without "struct ")."""
         if name not in self._structs:
-            t = self.btf.find(name, kbtf.KIND_STRUCT) or self.btf.find(name, kbtf.KIND_UNION)
-            if t is None:
-                raise _mismatch(self.source, f"struct {name} is not in its BTF")
             try:
+                t = self.btf.find(name, kbtf.KIND_STRUCT) or self.btf.find(name, kbtf.KIND_UNION)
+                if t is None:
+                    raise _mismatch(self.source, f"struct {name} is not in its BTF")
                 fields = list(_fields(self.btf, t, 0))
             except kbtf.BTFError as e:
                 raise _mismatch(self.source, f"struct {name}: {e}") from None
@@ -190,76 +196,27 @@ class ObjectLayout:
         return self._structs[name]
 
     def variable(self, section: str, name: str) -> Tuple[int, int]:
-        """(offset, size) of the global `name` in a data section such as ".rodata"."""
-        sec = self.btf.find(section, kbtf.KIND_DATASEC)
-        for v in sec.vars if sec else ():
-            var = self.btf.types[v.type] if 0 <= v.type < len(self.btf.types) else None
-            if var is None or var.kind != kbtf.KIND_VAR or var.name != name:
-                continue
-            # An unlinked object's DATASEC has every offset 0 (libbpf fixes them up from the
-            # symbol table when it loads the object), so the ELF symbol is the authority.
-            offset, size = v.offset, v.size
-            if self._symbols is not None:
-                if (section, name) not in self._symbols:
-                    break
-                offset, sym_size = self._symbols[section, name]
-                size = size or sym_size
-            return offset, size
+        """(offset, size) of the global `name` in a data section such as ".rodata" (libbpf set the
+        offsets from the symbol table when it opened the object)."""
+        try:
+            sec = self.btf.find(section, kbtf.KIND_DATASEC)
+            for v in sec.vars if sec else ():
+                var = self.btf.type(v.type)
+                if var.kind == kbtf.KIND_VAR and var.name == name:
+                    return v.offset, v.size
+        except kbtf.BTFError:
+            pass
         raise _mismatch(self.source, f"no global {name} in its {section} section")
 
     def enum(self, name: str) -> Dict[str, int]:
         """The members of `enum name`, by name."""
-        if name not in self.btf.enums:
+        try:
+            members = self.btf.enum(name)
+        except kbtf.BTFError:
+            members = None
+        if members is None:
             raise _mismatch(self.source, f"enum {name} is not in its BTF")
-        return dict(self.btf.enums[name])
-
-
-def _read_elf(data: bytes, source: str) -> Tuple[Dict[str, bytes], Dict[Tuple[str, str], Tuple[int, int]]]:
-    """The named sections of an ELF64 file, and its symbols as (section, name) -> (value, size)."""
-    def bad(why: str) -> LayoutError:
-        return _mismatch(source, f"not a readable ELF64 object ({why})")
-
-    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
-        raise bad("bad ELF64 header")
-    order = "<" if data[5] == 1 else ">"
-    (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from(order + "3H", data, 0x3A)
-    hdr = struct.Struct(order + "IIQQQQIIQQ")
-    if shentsize < hdr.size or shoff + hdr.size > len(data):
-        raise bad("section headers out of range")
-    first = hdr.unpack_from(data, shoff)
-    shnum = shnum or first[5]  # more than 0xff00 sections: the count is in section 0
-    shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
-    if shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
-        raise bad("section headers out of range")
-    heads = [hdr.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
-
-    def body(i: int) -> bytes:
-        _, sh_type, _, _, off, size = heads[i][:6]
-        if sh_type == 8:  # SHT_NOBITS
-            return b""
-        if off + size > len(data):
-            raise bad(f"section {i} runs past the end of the file")
-        return data[off:off + size]
-
-    def cstr(table: bytes, off: int) -> str:
-        end = table.find(b"\0", off)
-        return table[off:end if end >= 0 else len(table)].decode(errors="replace")
-
-    shstr = body(shstrndx)
-    names = [cstr(shstr, h[0]) for h in heads]
-    sections = {n: body(i) for i, n in enumerate(names) if n}
-    symbols: Dict[Tuple[str, str], Tuple[int, int]] = {}
-    sym = struct.Struct(order + "IBBHQQ")
-    for i, h in enumerate(heads):
-        if h[1] != 2 or h[6] >= shnum:  # SHT_SYMTAB, with sh_link its string table
-            continue
-        table, strtab = body(i), body(h[6])
-        for pos in range(0, len(table) - sym.size + 1, sym.size):
-            st_name, _info, _other, shndx, value, size = sym.unpack_from(table, pos)
-            if st_name and 0 < shndx < shnum:
-                symbols.setdefault((names[shndx], cstr(strtab, st_name)), (value, size))
-    return sections, symbols
+        return members
 
 
 @functools.cache  # lru_cache without a size limit

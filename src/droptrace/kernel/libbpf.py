@@ -91,6 +91,18 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map_lookup_batch", i, i, vp, vp, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp)
     _sig("bpf_map_lookup_and_delete_elem", i, i, vp, vp)
     _sig("bpf_map_delete_elem", i, i, vp)
+    u32 = ctypes.c_uint32
+    _sig("bpf_object__open_mem", vp, vp, sz, vp)
+    _sig("bpf_object__btf", vp, vp)
+    _sig("btf__new", vp, vp, u32)
+    _sig("btf__parse", vp, cp, vp)
+    _sig("btf__parse_split", vp, cp, vp)
+    _sig("btf__free", None, vp)
+    _sig("btf__type_cnt", u32, vp)
+    _sig("btf__type_by_id", vp, vp, u32)
+    _sig("btf__name_by_offset", cp, vp, u32)
+    _sig("btf__find_by_name_kind", ctypes.c_int32, vp, cp, u32)
+    _sig("btf__base_btf", vp, vp)
     _lib.libbpf_set_print(_capture_cb)
     return _lib
 
@@ -265,13 +277,70 @@ class Link:
             self._ptr = None
 
 
+class Btf:
+    """A BTF that libbpf parsed: its types by id, as the bytes of their records (kernel/btf.py reads
+    them), its strings, and look-ups by name. `owner` is whatever must outlive it (an Object)."""
+
+    def __init__(self, ptr: int, owned: bool, keep: Tuple[object, ...] = ()) -> None:
+        self._ptr: Optional[int] = ptr
+        self._owned, self._keep = owned, keep
+        self.count = lib().btf__type_cnt(ptr)  # ids 1 .. count - 1 (a split BTF's start after its base's)
+        base = lib().btf__base_btf(ptr)
+        self.first = lib().btf__type_cnt(base) if base else 1
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Btf":
+        buf = ctypes.create_string_buffer(data, len(data))
+        return cls(_ptr(lib().btf__new(buf, len(data)), "parsing BTF"), True)
+
+    @classmethod
+    def from_file(cls, path: str, base: Optional["Btf"] = None) -> "Btf":
+        """Raw BTF (/sys/kernel/btf/*) or an ELF file's .BTF section."""
+        ptr = (lib().btf__parse_split(path.encode(), base._ptr) if base is not None
+               else lib().btf__parse(path.encode(), None))
+        return cls(_ptr(ptr, f"reading BTF from {path}"), True, (base,) if base is not None else ())
+
+    def record(self, type_id: int, size: int) -> bytes:
+        """`size` bytes of type type_id's record (struct btf_type and what follows it), host order."""
+        p = lib().btf__type_by_id(self._ptr, type_id)
+        return ctypes.string_at(_ptr(p, f"BTF type {type_id}"), size)
+
+    def name(self, offset: int) -> str:
+        raw = lib().btf__name_by_offset(self._ptr, offset)
+        return raw.decode(errors="replace") if raw else ""
+
+    def find(self, name: str, kind: int) -> int:
+        """The id of the first type of this kind and name, or 0."""
+        found = lib().btf__find_by_name_kind(self._ptr, name.encode(), kind)
+        return found if found > 0 else 0
+
+    def close(self) -> None:
+        if self._ptr and self._owned:
+            lib().btf__free(self._ptr)
+        self._ptr = None
+
+    def __del__(self) -> None:
+        if _lib is not None:
+            self.close()
+
+
 class Object:
     """A BPF object file: open, configure, load, then attach and read."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, data: Optional[bytes] = None) -> None:
+        """The object at path, or (data given) the object in those bytes, path naming it."""
         clear_log()
-        self._ptr: Optional[int] = _ptr(lib().bpf_object__open_file(path.encode(), None),
-                                        f"opening BPF object {path}")
+        if data is None:
+            ptr = lib().bpf_object__open_file(path.encode(), None)
+        else:
+            self._data = ctypes.create_string_buffer(data, len(data))  # libbpf reads it until close
+            ptr = lib().bpf_object__open_mem(self._data, len(data), None)
+        self._ptr: Optional[int] = _ptr(ptr, f"opening BPF object {path}")
+
+    def btf(self) -> Btf:
+        """The object's own BTF, its sections' variable offsets set from the symbol table as libbpf
+        does on opening; it lives as long as this Object (which it keeps open)."""
+        return Btf(_ptr(lib().bpf_object__btf(self._ptr), "the BPF object has no BTF"), False, (self,))
 
     def program(self, name: str) -> Program:
         p = lib().bpf_object__find_program_by_name(self._ptr, name.encode())

@@ -18,18 +18,14 @@ from ..errors import DroptraceError, UsageError
 from . import btf as btfmod
 
 PREFIX = "SKB_DROP_REASON_"
-CORE_ENUMS = frozenset({"skb_drop_reason", "skb_drop_reason_subsys"})
-
-
-def core_enums(name: str) -> bool:
-    return name in CORE_ENUMS
-
-
-def subsystem_enums(name: str) -> bool:
-    return "drop" in name
 SUBSYS_SHIFT = 16
 BTF_DIR = "/sys/kernel/btf"
 _SYMBOLIC = re.compile(r'\{\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*,\s*"([^"]*)"\s*\}')
+
+
+def subsystem_enums(name: str) -> bool:
+    """Enums that may hold a subsystem's drop reasons (ovs_drop_reason, mac80211_drop_reason...)."""
+    return "drop" in name
 
 
 def normalise(name: str) -> str:
@@ -93,7 +89,7 @@ class Reasons:
 
 
 def from_btf(data: btfmod.BTF) -> Reasons:
-    enum = data.enums.get("skb_drop_reason")
+    enum = data.enum("skb_drop_reason")
     if not enum:
         raise DroptraceError("this kernel's BTF has no enum skb_drop_reason (kernel < 5.17?)")
     names: Dict[int, str] = {}
@@ -105,7 +101,7 @@ def from_btf(data: btfmod.BTF) -> Reasons:
             not_drops.append(value)
         names.setdefault(value, _short(member))
     subsystems = {}
-    for member, value in data.enums.get("skb_drop_reason_subsys", {}).items():
+    for member, value in (data.enum("skb_drop_reason_subsys") or {}).items():
         sub = member.replace("SKB_DROP_REASON_SUBSYS_", "")
         if value and sub not in ("NUM",):
             subsystems[value] = sub
@@ -139,17 +135,16 @@ def _read_subsystem_names(subsystems: Dict[int, str], btf_dir: str) -> Dict[int,
     if not subsystems:
         return out
     try:
-        base = btfmod.read(os.path.join(btf_dir, "vmlinux"), enums=subsystem_enums)
+        base = btfmod.kernel(os.path.join(btf_dir, "vmlinux"))
         files = sorted(os.listdir(btf_dir))
     except (OSError, btfmod.BTFError):
         return out
     for fname in files:
         try:
-            data = base if fname == "vmlinux" else btfmod.read(os.path.join(btf_dir, fname), base,
-                                                               enums=subsystem_enums)
+            data = base if fname == "vmlinux" else btfmod.read(os.path.join(btf_dir, fname), base)
         except (OSError, btfmod.BTFError):
             continue
-        _collect_subsystem(data.enums, subsystems, out)
+        _collect_subsystem(data.own_enums(subsystem_enums), subsystems, out)
     return out
 
 
@@ -168,7 +163,7 @@ def load(btf_path: str = os.path.join(BTF_DIR, "vmlinux"), print_fmt: Optional[s
     """Reasons of the running kernel: BTF first, then the tracepoint format."""
     if os.path.exists(btf_path):
         try:
-            return from_btf(btfmod.read(btf_path, enums=core_enums))
+            return from_btf(btfmod.kernel(btf_path))
         except (OSError, btfmod.BTFError):
             pass
     if print_fmt is None:

@@ -83,8 +83,8 @@ class Tracer:
         if o.aggregate and not self.btf:
             raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
-            kbtf = btfmod.read(BTF_PATH, enums=lambda n: reasons.core_enums(n) or n == "bpf_func_id")
-            self.has_reason = "skb_drop_reason" in kbtf.enums
+            kbtf = btfmod.kernel(BTF_PATH)
+            self.has_reason = kbtf.enum("skb_drop_reason") is not None
             if self.has_reason:
                 self.reasons = reasons.from_btf(kbtf)
             if not has_bpf_loop(kbtf):
@@ -425,7 +425,7 @@ class Tracer:
 
 def has_bpf_loop(kernel_btf: btfmod.BTF) -> bool:
     """Does this kernel have the bpf_loop helper (5.17+)? Its BTF lists the helpers it has."""
-    return "BPF_FUNC_loop" in kernel_btf.enums.get("bpf_func_id", {})
+    return "BPF_FUNC_loop" in (kernel_btf.enum("bpf_func_id") or {})
 
 
 def _program_filter(programs: Tuple[list, list]) -> Callable[[Event], bool]:

@@ -86,7 +86,7 @@ class TrailTracer(Tracer):
             raise DroptraceError(f"trail needs kernel BTF ({BTF_PATH} is missing)")
         if self.opts.pid:
             raise DroptraceError("trail follows packets, not tasks: --pid cannot be used with it")
-        kbtf = btfmod.read(BTF_PATH, types=True)
+        kbtf = btfmod.kernel(BTF_PATH)
         loop = has_bpf_loop(kbtf)
         if self.opts.filter and not loop:
             raise DroptraceError("trail evaluates the filter expression in the kernel, where it first sees "
