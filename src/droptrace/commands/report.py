@@ -12,7 +12,7 @@ from ..event import Event, iso_time
 from ..formats.out import Output
 from ..formats.text import endpoint, proto
 from ..replay import replay
-from .common import Parser, add_filter_options, offline_filter, open_recording, positive_int
+from .common import Parser, add_filter_options, offline_filter, open_recording, positive
 
 
 def flow(e: Event) -> str:
@@ -25,7 +25,7 @@ def where(e: Event) -> str:
 
 GROUPS: Tuple[Tuple[str, str, Callable[[Event], str]], ...] = (
     ("by_reason", "reason", lambda e: e.reason or "-"),
-    ("by_location", "location", lambda e: e.location),
+    ("by_location", "location", lambda e: e.location or "-"),
     ("by_flow", "flow", flow),
     ("by_interface", "interface", where),
 )
@@ -67,10 +67,11 @@ def summarise(events: Iterable[Event], top: int = 10, recording: Any = None) -> 
     if first is not None:
         size = _bucket_seconds((last - first) / 1e9)
         step = size * 1_000_000_000
-        buckets = Counter((t - first) // step for t in stamps)
+        start = first - first % step  # buckets on whole multiples of their size: labels say what they hold
+        buckets = Counter((t - start) // step for t in stamps)
         out["bucket_seconds"] = size
-        out["over_time"] = [{"start": iso_time(first + i * step), "count": buckets.get(i, 0)}
-                            for i in range((last - first) // step + 1)]
+        out["over_time"] = [{"start": iso_time(start + i * step), "count": buckets.get(i, 0)}
+                            for i in range((last - start) // step + 1)]
     return out
 
 
@@ -104,7 +105,7 @@ def main(argv: Sequence[str]) -> int:
                "namespace/interface and over time, after the same filters as the live stream.")
     p.add_argument("file", help="the recording (- for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
+    p.add_argument("--top", type=positive("--top"), default=10, help="rows per table (default 10)")
     add_filter_options(p, "to the recording")
     args: argparse.Namespace = p.parse_intermixed_args(list(argv))  # FILE, flags, then EXPRESSION
     keep = offline_filter(args)
