@@ -147,3 +147,14 @@ def test_ipv6_round_trip(src, dst, sport, dport):
     # inet_ntop spells v4-mapped addresses its own (valid) way: compare as addresses
     assert (ipaddress.ip_address(p.saddr), ipaddress.ip_address(p.daddr)) == (src, dst)
     assert (p.sport, p.dport) == (sport, dport)
+
+
+def test_ipv6_past_many_extension_headers():
+    """The kernel walks up to 12 extension headers (any number before 2026): ports are decoded
+    behind as many as the capture holds, and where the bytes end the line shows that header."""
+    for n in (1, 8, 9, 12, 20):
+        chain = b"".join(struct.pack("!BB6x", 60 if i < n - 1 else 17, 0) for i in range(n))
+        p = decode(eth(0x86DD, ipv6(60, chain + udp(5353, 7003))), 0, 14, 0x86DD)
+        assert (p.l4, p.sport, p.dport) == ("udp", 5353, 7003), n
+    cut = eth(0x86DD, ipv6(60, b"".join(struct.pack("!BB6x", 60, 0) for _ in range(40))))[:14 + 40 + 200]
+    assert decode(cut, 0, 14, 0x86DD).l4 == 60 and decode(cut, 0, 14, 0x86DD).dport is None

@@ -114,7 +114,10 @@ def _ipv6(p: Packet, d: bytes, off: int) -> None:
     p.saddr = socket.inet_ntop(socket.AF_INET6, d[off + 8:off + 24])
     p.daddr = socket.inet_ntop(socket.AF_INET6, d[off + 24:off + 40])
     nxt, pos, first = d[off + 6], off + 40, True
-    for _ in range(8):
+    # As far as the captured bytes go (each header is 8 bytes or more): the kernel walks up to
+    # IP6_MAX_EXT_HDRS_CNT (12) since 2026, any number before. Past the capture, l4 is the
+    # header where the bytes ended.
+    while True:
         if nxt in _V6_EXT:
             if pos + 2 > len(d):
                 p.l4 = IPPROTOS.get(nxt, nxt)
