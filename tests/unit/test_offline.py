@@ -41,14 +41,3 @@ def test_an_unknown_reason_name_is_refused_as_live(tmp_path, flag):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "did you mean NO_SOCKET" in r.stderr
     assert droptrace("-r", str(pcap), flag, "no_socket").returncode == 0
-
-
-def test_json_lines_are_not_turned_into_empty_pcapng_packets(tmp_path):
-    pcap = classic_pcap(tmp_path / "x.pcap")
-    jsonl = tmp_path / "x.jsonl"
-    r = droptrace("record", "-r", str(pcap), "-w", str(jsonl))
-    assert r.returncode == 0 and len(jsonl.read_text().splitlines()) >= 2, r.stderr
-    out = tmp_path / "y.pcapng"
-    r = droptrace("record", "-r", str(jsonl), "-w", str(out))
-    assert r.returncode == 2 and "keep no packet bytes" in r.stderr and r.stderr.count("\n") == 1
-    assert not out.exists()

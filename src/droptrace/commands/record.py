@@ -88,9 +88,6 @@ def rewrite(args: argparse.Namespace) -> int:
     keep = offline_filter(args)
     rec = open_recording(args.read, keep)
     fmt = format_for(args.write, args.format)
-    if rec.format == "jsonl" and fmt == "pcapng":
-        raise UsageError(f"{args.read} is JSON lines, which keep no packet bytes: pcapng would hold "
-                         "empty packets; write JSON lines instead (-w FILE.jsonl)")
     out = Recorder(args.write, fmt, None, args.snaplen)
     n = 0
     try:
