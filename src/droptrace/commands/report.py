@@ -8,11 +8,12 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import orjson
 
+from ..errors import DroptraceError, UsageError
 from ..event import Event, iso_time
 from ..formats.out import Output
 from ..formats.text import endpoint, proto
 from ..replay import replay
-from .common import Parser, add_filter_options, offline_filter, open_recording, positive
+from .common import Parser, add_filter_options, eprint, offline_filter, open_recording, positive
 
 
 def flow(e: Event) -> str:
@@ -75,6 +76,21 @@ def summarise(events: Iterable[Event], top: int = 10, recording: Any = None) -> 
     return out
 
 
+def folded(events: Iterable[Event]) -> Tuple[List[str], int]:
+    """Folded stacks for flamegraph.pl, speedscope or inferno: `frame;frame;... count`, the
+    outermost frame first and the drop reason as the leaf, most frequent first; and how many
+    events had no stack. Frames are `func+0xoff` as recorded: one line per call site."""
+    counts: Counter = Counter()
+    missing = 0
+    for e in events:
+        if not e.stack:
+            missing += 1
+            continue
+        frames = [f.replace(";", ":").replace(" ", "_") for f in reversed(e.stack)]
+        counts[";".join(frames + [f"[{e.reason or 'no reason'}]".replace(" ", "_")])] += 1
+    return [f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))], missing
+
+
 def text(summary: Dict[str, Any], path: str) -> str:
     lines = [f"{path}: {summary['total']} drops"
              + (f", {summary['first']} .. {summary['last']}" if summary["first"] else "")]
@@ -106,12 +122,26 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("file", help="the recording (- for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive("--top"), default=10, help="rows per table (default 10)")
+    p.add_argument("--folded", action="store_true",
+                   help="instead: the drops' kernel stacks folded, one `frame;frame;... count` line per "
+                   "stack with the reason as its leaf, for flamegraph.pl, speedscope or inferno (record "
+                   "with --stack)")
     add_filter_options(p, "to the recording")
     args: argparse.Namespace = p.parse_intermixed_args(list(argv))  # FILE, flags, then EXPRESSION
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)
-    summary = summarise(replay(rec, keep), args.top, rec)
     out = Output.stdout()
+    if args.folded:
+        if args.json:
+            raise UsageError("--folded and --json: choose one")
+        lines, missing = folded(replay(rec, keep))
+        if not lines and missing:
+            raise DroptraceError(f"{args.file}: its {missing} drops have no stacks: record with --stack")
+        if missing:
+            eprint(f"droptrace: {missing} drops without a stack left out")
+        out.write_text("".join(f"{ln}\n" for ln in lines))
+        return 0
+    summary = summarise(replay(rec, keep), args.top, rec)
     if args.json:
         out.write(orjson.dumps(summary) + b"\n")
     else:
