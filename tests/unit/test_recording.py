@@ -69,3 +69,48 @@ def test_jsonl_bad_and_torn_lines(tmp_path):
     assert rec.warnings == [f"{path}: line 2: invalid JSON, skipped",
                             f"{path}: line 5 is cut short (a killed run or a full disk?); read up to the "
                             "last whole line"]
+
+
+def test_classic_pcap_is_written_cooked_and_read_back(tmp_path):
+    """-w x.pcap: one link type (Linux cooked v2) for frames and bare IP packets alike; what a
+    reader gets back is the packets, their interface index and exact times; tshark reads it."""
+    import shutil
+    import subprocess
+
+    from droptrace.event import Event
+    from droptrace.formats import pcap
+    from droptrace.formats.out import Output
+    from droptrace.formats.recording import format_for
+
+    from .test_decode import ipv6
+
+    def ev(packet, ethernet, ts, **kw):
+        base = dict(time="x", reason="NO_SOCKET", reason_code=3, location="udp_rcv+0x1", l3=None, l4=None,
+                    saddr=None, daddr=None, sport=None, dport=None, tcp_flags=None, icmp_type=None,
+                    icmp_code=None, len=len(packet), mark=None, ifindex=7, ifname="eth0", netns=1, cpu=0,
+                    pid=1, tid=1, comm="x", ts_ns=ts)
+        base.update(kw)
+        e = Event(**base)
+        e.packet, e.link_ethernet, e.wire_len = packet, ethernet, len(packet)
+        return e
+
+    frame = eth(0x0800, ipv4(17, udp(1234, 53)))
+    bare = ipv6(17, udp(5353, 7003))
+    events = [ev(frame, True, 1_700_000_000_123_456_789), ev(bare, False, 1_700_000_001_000_000_001),
+              ev(b"", False, 1_700_000_002_000_000_000, l3="arp")]
+    path = tmp_path / "out.pcap"
+    assert format_for(str(path), None) == "pcap"
+    assert format_for(str(tmp_path / "x.pcapng"), None) == "pcapng"
+    with Output.open(str(path)) as out:
+        w = pcap.Writer(out)
+        w.write(events)
+    assert w.skipped == 1
+    back, _ = read_all(path)
+    assert [(e.l3, e.l4, e.dport, e.ifindex, e.ts_ns) for e in back] == [
+        ("ipv4", "udp", 53, 7, 1_700_000_000_123_456_789),
+        ("ipv6", "udp", 7003, 7, 1_700_000_001_000_000_001)]
+    assert back[0].packet == frame[14:] and back[1].packet == bare
+    if shutil.which("tshark"):
+        fields = ["-T", "fields", "-e", "udp.dstport", "-e", "sll.ifindex"]
+        r = subprocess.run(["tshark", "-r", str(path), *fields], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.split() == ["53", "7", "7003", "7"], r.stdout + r.stderr

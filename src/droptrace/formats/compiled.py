@@ -362,7 +362,8 @@ def for_sink(sink: Any, conv: "Converter") -> Optional[FastRenderer]:
     if isinstance(sink, Recorder):  # once open()
         if sink.fmt == "pcapng":
             return pcapng(conv, sink.writer, sink.out.write, sink.snaplen)
-        return jsonl(conv, sink.writer, sink.out.write)
+        if sink.fmt == "jsonl":
+            return jsonl(conv, sink.writer, sink.out.write)
     return None
 
 

@@ -25,7 +25,7 @@ from .out import Output
 
 SHB, IDB, EPB, ISB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x00000005
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
-LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101
+LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL2 = 1, 101, 276
 OPT_END, OPT_COMMENT = 0, 1
 IF_NAME, IF_DESCRIPTION, IF_TSRESOL = 2, 3, 9
 SHB_USERAPPL = 4
@@ -341,5 +341,12 @@ class ClassicReader:
             self.foreign += 1
             ts_ns = sec * 1_000_000_000 + frac * tick
             meta: Dict[str, Any] = {"len": orig, "time": iso_time(ts_ns)}
+            if linktype == LINKTYPE_LINUX_SLL2 and len(data) >= 20:  # droptrace's and tcpdump -i any's
+                proto, ifindex = struct.unpack_from("!H2xI", data)
+                data, orig = data[20:], max(0, orig - 20)
+                meta.update(len=orig, ifindex=ifindex or None)
+                _decoded(meta, data, LINKTYPE_RAW)
+                yield Event.from_dict(meta, packet=data, link_ethernet=False, ts_ns=ts_ns, wire_len=orig)
+                continue
             _decoded(meta, data, linktype)
             yield Event.from_dict(meta, packet=data, link_ethernet=ethernet, ts_ns=ts_ns, wire_len=orig)

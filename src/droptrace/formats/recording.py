@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List,
 
 from ..errors import DroptraceError
 from ..event import Event, dumps
-from . import pcapng
+from . import pcap, pcapng
 from .jsonl import JsonWriter
 from .out import Output
 
 if TYPE_CHECKING:
     pass
 
-FORMATS = ("pcapng", "jsonl")
+FORMATS = ("pcapng", "jsonl", "pcap")
 SUMMARY_KEY = "droptrace_summary"
 
 
@@ -37,10 +37,12 @@ def format_for(path: str, fmt: Optional[str]) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    if ext in (".pcapng", ".pcap", ".ntar", ""):
+    if ext in (".pcapng", ".ntar", ""):
         return "pcapng"
+    if ext in (".pcap", ".cap", ".dmp"):
+        return "pcap"
     raise DroptraceError(f"cannot tell the format of {path!r} from its extension; "
-                         "use .pcapng or .jsonl, or --format")
+                         "use .pcapng, .jsonl or .pcap, or --format")
 
 
 class Recorder:
@@ -63,6 +65,8 @@ class Recorder:
         self.out = Output.open(self.path)
         if self.fmt == "pcapng":
             self.writer = pcapng.Writer(self.out)
+        elif self.fmt == "pcap":
+            self.writer = pcap.Writer(self.out)
         else:
             self.writer = JsonWriter(self.out, self.stack)
 
@@ -82,8 +86,17 @@ class Recorder:
             return
         if self.fmt == "pcapng":
             self.writer.finish(summary)
-        else:
+        elif self.fmt == "jsonl":
             self.out.write(dumps({SUMMARY_KEY: summary}) + b"\n")
+
+    @property
+    def lost_in_format(self) -> Optional[str]:
+        """What this format could not keep, said once at the end (classic pcap keeps packets only)."""
+        if self.fmt != "pcap" or self.writer is None:
+            return None
+        kept = "classic pcap keeps the packets only (reason, location and task are in pcapng or JSON lines)"
+        skipped = self.writer.skipped
+        return kept + (f"; {skipped} drops without packet bytes left out" if skipped else "")
 
     def close(self) -> None:
         if self.out is not None:
