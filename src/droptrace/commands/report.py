@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import orjson
 
@@ -44,20 +44,20 @@ def summarise(events: Iterable[Event], top: int = 10, recording: Any = None) -> 
     summary (drops lost in the kernel while recording) when it has one. Times are the events'
     own, to the microsecond, with their UTC offset."""
     counters = {key: Counter() for key, _, _ in GROUPS}
-    stamps: List[int] = []
+    stamps: List[Tuple[int, str]] = []  # (time, reason)
     total = 0
     for e in events:
         total += 1
         for key, _, fn in GROUPS:
             counters[key][fn(e)] += 1
         if e.ts_ns:
-            stamps.append(e.ts_ns)
+            stamps.append((e.ts_ns, e.reason or "-"))
     out: Dict[str, Any] = {"total": total}
     for key, label, _ in GROUPS:
         out[key] = [{label: k, "count": n, "share": round(n / total, 4)}
                     for k, n in counters[key].most_common(top)]
-    first = min(stamps) if stamps else None
-    last = max(stamps) if stamps else None
+    first = min(t for t, _ in stamps) if stamps else None
+    last = max(t for t, _ in stamps) if stamps else None
     out["first"] = iso_time(first) if first is not None else None
     out["last"] = iso_time(last) if last is not None else None
     stats = getattr(recording, "summary", None)
@@ -69,26 +69,41 @@ def summarise(events: Iterable[Event], top: int = 10, recording: Any = None) -> 
         size = _bucket_seconds((last - first) / 1e9)
         step = size * 1_000_000_000
         start = first - first % step  # buckets on whole multiples of their size: labels say what they hold
-        buckets = Counter((t - start) // step for t in stamps)
+        buckets: Dict[int, Counter] = {}
+        for t, reason in stamps:
+            buckets.setdefault((t - start) // step, Counter())[reason] += 1
         out["bucket_seconds"] = size
-        out["over_time"] = [{"start": iso_time(start + i * step), "count": buckets.get(i, 0)}
+        out["over_time"] = [{"start": iso_time(start + i * step), "count": sum(buckets.get(i, {}).values()),
+                             "by_reason": dict(buckets.get(i, Counter()).most_common())}
                             for i in range((last - start) // step + 1)]
     return out
+
+
+def stack_path(e: Event) -> Tuple[str, ...]:
+    """A drop's stack outermost frame first, with its reason as the leaf (empty: no stack)."""
+    if not e.stack:
+        return ()
+    return (*reversed(e.stack), f"[{e.reason or 'no reason'}]")
+
+
+def counting_stacks(events: Iterable[Event], stacks: Counter) -> Iterator[Event]:
+    """events, unchanged, counting each one's stack_path() into stacks on the way."""
+    for e in events:
+        path = stack_path(e)
+        stacks[path] += 1
+        yield e
 
 
 def folded(events: Iterable[Event]) -> Tuple[List[str], int]:
     """Folded stacks for flamegraph.pl, speedscope or inferno: `frame;frame;... count`, the
     outermost frame first and the drop reason as the leaf, most frequent first; and how many
     events had no stack. Frames are `func+0xoff` as recorded: one line per call site."""
-    counts: Counter = Counter()
-    missing = 0
-    for e in events:
-        if not e.stack:
-            missing += 1
-            continue
-        frames = [f.replace(";", ":").replace(" ", "_") for f in reversed(e.stack)]
-        counts[";".join(frames + [f"[{e.reason or 'no reason'}]".replace(" ", "_")])] += 1
-    return [f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))], missing
+    stacks: Counter = Counter()
+    for _ in counting_stacks(events, stacks):
+        pass
+    missing = stacks.pop((), 0)
+    lines = {";".join(f.replace(";", ":").replace(" ", "_") for f in path): n for path, n in stacks.items()}
+    return [f"{k} {n}" for k, n in sorted(lines.items(), key=lambda kv: (-kv[1], kv[0]))], missing
 
 
 def text(summary: Dict[str, Any], path: str) -> str:
@@ -122,18 +137,26 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("file", help="the recording (- for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--top", type=positive("--top"), default=10, help="rows per table (default 10)")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write the report as one self-contained page: drops over time by reason, "
+                   "the tables with each reason's explanation, and the drop stacks of a --stack "
+                   "recording as a flame graph (needs plotly)")
     p.add_argument("--folded", action="store_true",
                    help="instead: the drops' kernel stacks folded, one `frame;frame;... count` line per "
                    "stack with the reason as its leaf, for flamegraph.pl, speedscope or inferno (record "
                    "with --stack)")
     add_filter_options(p, "to the recording")
     args: argparse.Namespace = p.parse_intermixed_args(list(argv))  # FILE, flags, then EXPRESSION
+    if args.folded and (args.json or args.html):
+        raise UsageError("--folded is a report of its own: not with --json or --html")
+    if args.html:
+        from ..formats import html
+
+        html.require()  # before reading the whole recording
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)
     out = Output.stdout()
     if args.folded:
-        if args.json:
-            raise UsageError("--folded and --json: choose one")
         lines, missing = folded(replay(rec, keep))
         if not lines and missing:
             raise DroptraceError(f"{args.file}: its {missing} drops have no stacks: record with --stack")
@@ -141,7 +164,13 @@ def main(argv: Sequence[str]) -> int:
             eprint(f"droptrace: {missing} drops without a stack left out")
         out.write_text("".join(f"{ln}\n" for ln in lines))
         return 0
-    summary = summarise(replay(rec, keep), args.top, rec)
+    stacks: Counter = Counter()
+    summary = summarise(counting_stacks(replay(rec, keep), stacks), args.top, rec)
+    if args.html:
+        stacks.pop((), None)
+        with Output.open(args.html) as f:
+            f.write_text(html.page(summary, dict(stacks), args.file))
+        eprint(f"droptrace: report written to {args.html}")
     if args.json:
         out.write(orjson.dumps(summary) + b"\n")
     else:
