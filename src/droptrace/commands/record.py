@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import Iterator, Sequence
 
+from ..event import Event
 from ..formats.recording import FORMATS, Recorder, format_for
 from ..kernel.tracer import Tracer
 from ..options import DEFAULT_SNAPLEN, snap_length
@@ -82,6 +83,16 @@ def _say_what_the_format_lost(rec: Recorder) -> None:
         eprint(f"droptrace: note: {rec.lost_in_format}")
 
 
+def with_rebuilt_headers(events: Iterator[Event]) -> Iterator[Event]:
+    """JSON lines' events with the IP packets their fields describe (packet/synth.py)."""
+    from ..packet.synth import headers
+
+    for e in events:
+        if not e.packet:
+            e.packet, e.link_ethernet = headers(e), False
+        yield e
+
+
 def rewrite(args: argparse.Namespace) -> int:
     """`record -r IN -w OUT`: a recording through the filters, into either format."""
     import os
@@ -101,11 +112,17 @@ def rewrite(args: argparse.Namespace) -> int:
     rec = open_recording(args.read, keep)
     fmt = format_for(args.write, args.format)
     out = Recorder(args.write, fmt, None, args.snaplen)
+    events = replay(rec, keep, args.count)
+    if rec.format == "jsonl" and fmt != "jsonl":
+        eprint(f"droptrace: note: {args.read} keeps no packet bytes: the packets written are rebuilt from "
+               "each drop's fields (addresses, protocol, ports, TCP flags, ICMP type); TTL, IDs, sequence "
+               "numbers and payload are zero")
+        events = with_rebuilt_headers(events)
     n = 0
     try:
         out.open()
         batch = []
-        for e in replay(rec, keep, args.count):
+        for e in events:
             batch.append(e)
             if len(batch) >= 1024:
                 out.write(batch)
