@@ -144,7 +144,6 @@ def read(path: str, expression: Optional[str] = None, *,
     keep = OfflineFilter.make(expression, reasons=reasons, exclude_reasons=exclude_reasons, netns=netns,
                               interface=interface, pid=pid, mark=mark)
     rec = _read(path)
-    if keep.needs_packets and rec.format == "jsonl":
-        raise DroptraceError(f"{path}: a JSON lines recording keeps no packet bytes: a filter "
-                             "expression cannot run on it")
+    if rec.format == "jsonl":
+        keep.check_fields()  # no packet bytes: the expression runs on headers rebuilt from fields
     return Replay(rec, keep, count)

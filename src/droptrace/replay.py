@@ -23,8 +23,10 @@ from typing import (
 )
 
 from . import options as opt
+from .errors import UsageError
 from .event import Event
 from .kernel.reasons import normalise
+from .packet.libpcap import Insn
 
 if TYPE_CHECKING:
     from .formats.recording import Recording
@@ -41,6 +43,7 @@ class OfflineFilter:
     mark: Optional[Tuple[int, int]] = None
     expression: Optional[str] = None
     _programs: Optional[Tuple[object, object]] = None
+    _raw: Optional[List[Insn]] = None  # the raw-IP program, for packets rebuilt from fields
 
     @classmethod
     def make(cls, expression: Union[str, Sequence[str], None] = None, *,
@@ -67,12 +70,37 @@ class OfflineFilter:
             from .packet.libpcap import OfflineProgram
 
             eth, raw = compile_filters(f.expression, None)
-            f._programs = (OfflineProgram(eth), OfflineProgram(raw))
+            f._programs, f._raw = (OfflineProgram(eth), OfflineProgram(raw)), raw
         return f
 
     @property
     def needs_packets(self) -> bool:
         return self._programs is not None
+
+    def check_fields(self) -> None:
+        """Before reading a recording without packet bytes (JSON lines): refuse an expression
+        that needs what such a line does not keep, tried on drops of each common kind."""
+        if self._raw is None:
+            return
+        for kw in _TYPICAL:
+            self._on_fields(Event.from_dict({"time": "x", **kw}), "such a drop")
+
+    def _on_fields(self, e: Event, which: str) -> bool:
+        """The expression's verdict on the headers e's fields describe (packet/synth.py)."""
+        from .packet.partial import Undecided, run
+        from .packet.synth import field_name, rebuilt
+
+        packet, known = rebuilt(e)
+        if not packet:
+            return False
+        try:
+            return run(self._raw, packet, known)
+        except Undecided as u:
+            needs = sorted({field_name(packet, at) for at in u.needs})
+            raise UsageError(f"the filter expression {self.expression!r} reads the {' and '.join(needs)} "
+                             f"of {which}, which a JSON lines recording does not keep (only addresses, "
+                             "protocol, ports, TCP flags, ICMP type and code): record to pcapng to filter "
+                             "on it") from None
 
     def __call__(self, e: Event) -> bool:
         if self.reasons and (e.reason is None or normalise(e.reason) not in self.reasons):
@@ -88,11 +116,18 @@ class OfflineFilter:
         if self.mark is not None and (e.mark is None or (e.mark & self.mark[1]) != self.mark[0]):
             return False
         if self._programs is not None:
-            if not e.packet:
-                return False
+            if not e.packet:  # JSON lines: the headers its fields describe
+                return self._on_fields(e, "one of its drops")
             prog = self._programs[0 if e.link_ethernet else 1]
             return prog.matches(e.packet, max(e.wire_len, len(e.packet)))
         return True
+
+
+# Drops of the common kinds, for check_fields: what lines typically hold.
+_TYPICAL = [dict(l3=l3, l4=l4, saddr=a, daddr=b, **extra)
+            for l3, a, b in (("ipv4", "10.0.0.1", "10.0.0.2"), ("ipv6", "2001:db8::1", "2001:db8::2"))
+            for l4, extra in (("udp", dict(sport=1, dport=2)), ("tcp", dict(sport=1, dport=2, tcp_flags="S")),
+                              ("icmp" if l3 == "ipv4" else "icmpv6", dict(icmp_type=8, icmp_code=0)))]
 
 
 def replay(events: Iterable[Event], keep: Callable[[Event], bool],

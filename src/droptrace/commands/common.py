@@ -128,10 +128,8 @@ def open_recording(path: str, keep: Any) -> Any:
     from ..formats.recording import read
 
     rec = read(path, on_warning=lambda m: eprint(f"droptrace: warning: {m}"))
-    if keep.needs_packets and rec.format == "jsonl":
-        raise DroptraceError(f"{path}: a JSON lines recording keeps no packet bytes, so a filter "
-                             "expression cannot run on it; filter it with --reason, --netns, -i, --pid "
-                             "or --mark, or record to pcapng")
+    if rec.format == "jsonl":
+        keep.check_fields()  # no packet bytes: the expression runs on headers rebuilt from fields
     return rec
 
 
