@@ -65,10 +65,10 @@ def test_what_a_line_lacks_is_left_out():
 
 
 def test_ipv4_and_icmp_checksums_are_right():
-    from droptrace.packet.synth import _checksum
+    from droptrace.packet.checksum import checksum
 
     pkt = headers(ev(l3="ipv4", l4="icmp", saddr="10.0.0.1", daddr="10.0.0.2", icmp_type=3, icmp_code=3))
-    assert _checksum(pkt[:20]) == 0 and _checksum(pkt[20:]) == 0
+    assert checksum(pkt[:20]) == 0 and checksum(pkt[20:]) == 0
 
 
 # -- expressions on rebuilt headers: never a wrong answer ------------------------------------------

@@ -12,14 +12,7 @@ import socket
 import struct
 import sys
 
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+from ..packet.checksum import checksum
 
 
 def ipv4_header(src: str, dst: str, proto: int, payload_len: int, good_csum: bool = True) -> bytes:

@@ -15,19 +15,11 @@ import struct
 from typing import Tuple
 
 from ..event import Event
+from .checksum import checksum
 from .decode import IPPROTOS
 
 PROTOCOLS = {name: number for number, name in IPPROTOS.items() if number < 256}  # as lines name them
 _FLAG_BITS = {c: 1 << i for i, c in enumerate("FSRPAUEC")}
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def _l4(e: Event, proto: int) -> Tuple[bytes, bytes]:
@@ -41,7 +33,7 @@ def _l4(e: Event, proto: int) -> Tuple[bytes, bytes]:
     if proto in (1, 58) and e.icmp_type is not None and e.icmp_code is not None:
         head = struct.pack("!BBHI", e.icmp_type, e.icmp_code, 0, 0)
         if proto == 1:
-            head = head[:2] + struct.pack("!H", _checksum(head)) + head[4:]
+            head = head[:2] + struct.pack("!H", checksum(head)) + head[4:]
         return head, b"\xff\xff" + b"\0" * 6
     return b"", b""
 
@@ -63,7 +55,7 @@ def rebuilt(e: Event) -> Tuple[bytes, bytes]:
         # the version; the fragment offset is 0 where the line has transport fields (a first fragment)
         frag = b"\x1f\xff" if l4 else b"\0\0"
         known = b"\xf0" + b"\0" * 5 + frag + b"\0\xff\0\0" + b"\xff" * 8
-        return ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:] + l4, known + l4_known
+        return ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:] + l4, known + l4_known
     if e.l3 == "ipv6" and src.version == 6:
         ip = struct.pack("!IHBB16s16s", 6 << 28, len(l4), proto, 0, src.packed, dst.packed)
         known = b"\xf0" + b"\0" * 5 + b"\xff\0" + b"\xff" * 32  # version, next header, addresses
