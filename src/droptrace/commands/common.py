@@ -41,9 +41,15 @@ positive_int = arg(opt.count)
 seconds = arg(opt.seconds)
 
 
-def positive(what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number from 1 up, errors naming the flag `what`."""
-    return arg(lambda text: opt.int_in(text, what, 1, 1 << 31))
+def positive(flag: str) -> Callable[[str], int]:
+    """An argparse type for `flag`: a whole number from 1 up (argparse names the flag in errors)."""
+    def convert(text: str) -> int:
+        try:
+            return opt.int_in(text, flag, 1, 1 << 31)
+        except DroptraceError as e:
+            raise argparse.ArgumentTypeError(str(e).replace(f"{flag}: ", "", 1)) from None
+    convert.__name__ = "positive"
+    return convert
 
 
 def add_run_options(p: argparse.ArgumentParser, what: str = "drops") -> None:
