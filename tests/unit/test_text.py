@@ -35,9 +35,12 @@ def ev(**kw) -> Event:
 def cells(e: Event) -> List[str]:
     """What each column of the line shows for e, in TITLES order."""
     iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
-    return [clock(e.ts_ns), "-" if e.pid is None else str(e.pid), printable(e.comm or "-"), proto(e),
-            e.reason if e.reason is not None else "-", endpoint(e.saddr, e.sport),
-            endpoint(e.daddr, e.dport), iface, str(e.netns or "-"), e.location or "-"]
+    missing = "-"  # another tool's capture: no task, reason or location
+    return [clock(e.ts_ns), missing if e.pid is None else str(e.pid),
+            printable(missing if e.comm is None else e.comm), proto(e),
+            e.reason if e.reason is not None else missing, endpoint(e.saddr, e.sport),
+            endpoint(e.daddr, e.dport), iface, str(e.netns or missing),
+            missing if e.location is None else e.location]
 
 
 def written(batches: Sequence[Sequence[Event]], **kw) -> str:

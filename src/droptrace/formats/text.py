@@ -110,7 +110,7 @@ class Columns:
 
     def line(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
         pid = "-" if e.pid is None else e.pid  # another tool's capture knows no task
-        return (f"{clock(e.ts_ns):<12}  {pid:<{PID_W}} {comm_cell(e.comm or '-')} "
+        return (f"{clock(e.ts_ns):<12}  {pid:<{PID_W}} {comm_cell('-' if e.comm is None else e.comm)} "
                 f"{self.middle(e, src, dst, kind, reason)}{details(e)}")
 
     def middle(self, e: Event, src: str, dst: str, kind: str, reason: str) -> str:
@@ -118,8 +118,9 @@ class Columns:
         packet of a flow (formats/compiled.py caches it)."""
         w = self.w
         iface = printable(e.ifname) if e.ifname else (str(e.ifindex) if e.ifindex else "-")
+        where = "-" if e.location is None else e.location  # another tool's capture has none
         return (f"{kind:<{w['proto']}} {reason:<{w['reason']}} {src:<{w['src']}} {dst:<{w['dst']}} "
-                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {e.location or '-'}  ")
+                f"{iface:<{IFACE_W}} {e.netns or '-':<{NETNS_W}}  {where}  ")
 
 
 def text_line(e: Event, columns: Optional[Columns] = None) -> str:
