@@ -13,9 +13,9 @@ from ..errors import DroptraceError
 from ..event import dumps
 from ..formats.out import Output
 from ..kernel import btf as btfmod
-from ..kernel import libbpf, reasons, tracefs
+from ..kernel import features, libbpf, reasons, tracefs
 from ..kernel.privileges import check_privileges
-from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer, has_bpf_loop
+from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer
 from ..options import HOOKS, Options
 from .common import Parser
 
@@ -40,7 +40,7 @@ def checks() -> Tuple[List[Check], List[str]]:
     def kernel_btf() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError(f"{BTF_PATH} missing: {NOBTF_LIMITS}")
-        n = len(btfmod.kernel(BTF_PATH).enum("skb_drop_reason") or {})
+        n = len(features.probe(BTF_PATH).btf.enum("skb_drop_reason") or {})
         return f"{BTF_PATH} (enum skb_drop_reason: {n} members)" if n else \
             f"{BTF_PATH} (no enum skb_drop_reason: kernel < 5.17, locations only)"
     add("kernel BTF", kernel_btf)
@@ -73,7 +73,7 @@ def checks() -> Tuple[List[Check], List[str]]:
     def expressions() -> str:
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: they need kernel BTF to read the packet")
-        if has_bpf_loop(btfmod.kernel(BTF_PATH)):
+        if features.probe(BTF_PATH).bpf_loop:
             return "evaluated in the kernel (bpf_loop); also with top and the exporter"
         return ("evaluated in user space: no bpf_loop before 5.17, so every drop the other filters "
                 "pass crosses the ring buffer; not with top or the exporter (they count in the kernel)")
@@ -81,12 +81,12 @@ def checks() -> Tuple[List[Check], List[str]]:
 
     def trail_steps() -> str:
         from ..kernel.contract import OBJECT_TRAIL, contract
-        from ..kernel.trail import hooks, pointer_arguments
+        from ..kernel.trail import hooks
 
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: it needs kernel BTF")
         names = list(hooks(contract(OBJECT_TRAIL).const).values())
-        found = pointer_arguments(btfmod.kernel(BTF_PATH), names, "sk_buff")
+        found = features.probe(BTF_PATH).tracepoint_args(names, "sk_buff")
         missing = [n for n in names if found[n] is None]
         return f"{len(names) - len(missing)} of {len(names)} steps have a tracepoint with the skb" + (
             f" (not: {', '.join(missing)})" if missing else "")

@@ -18,7 +18,7 @@ from ..errors import DroptraceError
 from ..event import Event
 from ..options import HOOKS, Options
 from . import btf as btfmod
-from . import libbpf, reasons, tracefs
+from . import features, libbpf, reasons, tracefs
 from .contract import OBJECT, OBJECT_NOBTF, OBJECT_NOLOOP, Contract, contract
 from .kallsyms import Kallsyms
 from .privileges import check_privileges
@@ -83,11 +83,11 @@ class Tracer:
         if o.aggregate and not self.btf:
             raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
-            kbtf = btfmod.kernel(BTF_PATH)
-            self.has_reason = kbtf.enum("skb_drop_reason") is not None
+            kernel = features.probe(BTF_PATH)
+            self.has_reason = kernel.reasons is not None
             if self.has_reason:
-                self.reasons = reasons.from_btf(kbtf)
-            if not has_bpf_loop(kbtf):
+                self.reasons = kernel.reasons
+            if not kernel.bpf_loop:
                 self.object = self.OBJECTS[1]
                 if self._filter and o.aggregate:
                     raise DroptraceError("a filter expression cannot be used to count in the kernel here: "
@@ -421,11 +421,6 @@ class Tracer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def has_bpf_loop(kernel_btf: btfmod.BTF) -> bool:
-    """Does this kernel have the bpf_loop helper (5.17+)? Its BTF lists the helpers it has."""
-    return "BPF_FUNC_loop" in (kernel_btf.enum("bpf_func_id") or {})
 
 
 def _program_filter(programs: Tuple[list, list]) -> Callable[[Event], bool]:

@@ -16,11 +16,11 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 from ..convert import Converter
 from ..errors import DroptraceError
 from ..event import Event
-from . import btf as btfmod
 from . import libbpf
 from .contract import OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP, Contract
+from .features import pointer_arguments, probe
 from .layout import StructLayout
-from .tracer import BTF_PATH, Tracer, has_bpf_loop
+from .tracer import BTF_PATH, Tracer
 
 HOOK_PREFIX = "DT_HOOK_"
 NO_ARG = 0xFF  # cfg.trail_skb_arg/trail_dev_arg: this tracepoint has no such argument here
@@ -31,29 +31,6 @@ def hooks(const: Dict[str, int]) -> Dict[int, str]:
     """enum dt_hook, as tracepoint names by value: DT_HOOK_NETIF_RX -> netif_rx."""
     return {v: k[len(HOOK_PREFIX):].lower() for k, v in const.items()
             if k.startswith(HOOK_PREFIX) and k != "DT_HOOK_NUM"}
-
-
-def pointer_arguments(kernel_btf: btfmod.BTF, names: List[str],
-                      struct: str) -> Dict[str, Optional[int]]:
-    """For each raw tracepoint name, the index of its first `struct <struct> *` argument (None:
-    the tracepoint is missing here, or has no such argument)."""
-    out: Dict[str, Optional[int]] = {}
-    wanted = {f"btf_trace_{n}": n for n in names}
-    found = kernel_btf.named(btfmod.KIND_TYPEDEF, wanted)
-    for typedef, name in wanted.items():
-        out[name] = None
-        t = found.get(typedef)
-        if t is None:
-            continue
-        proto = kernel_btf.resolve(kernel_btf.resolve(t.type).type)
-        if proto.kind != btfmod.KIND_FUNC_PROTO:
-            continue
-        for i, p in enumerate(proto.members[1:]):  # the first parameter is the tracing context
-            ptr = kernel_btf.resolve(p.type)
-            if ptr.kind == btfmod.KIND_PTR and kernel_btf.resolve(ptr.type).name == struct:
-                out[name] = i
-                break
-    return out
 
 
 @dataclass
@@ -86,13 +63,12 @@ class TrailTracer(Tracer):
             raise DroptraceError(f"trail needs kernel BTF ({BTF_PATH} is missing)")
         if self.opts.pid:
             raise DroptraceError("trail follows packets, not tasks: --pid cannot be used with it")
-        kbtf = btfmod.kernel(BTF_PATH)
-        loop = has_bpf_loop(kbtf)
-        if self.opts.filter and not loop:
+        kernel = probe(BTF_PATH)
+        if self.opts.filter and not kernel.bpf_loop:
             raise DroptraceError("trail evaluates the filter expression in the kernel, where it first sees "
                                  "a packet: this needs bpf_loop (5.17+); filter with --netns, -i or --mark")
-        self._skb_args = pointer_arguments(kbtf, list(self._hooks.values()), "sk_buff")
-        self._dev_args = pointer_arguments(kbtf, list(self._hooks.values()), "net_device")
+        self._skb_args = kernel.tracepoint_args(list(self._hooks.values()), "sk_buff")
+        self._dev_args = kernel.tracepoint_args(list(self._hooks.values()), "net_device")
         self.missing = [n for n, i in self._skb_args.items() if i is None]
         if self.missing:
             self.limits.append(f"no tracepoint with an skb here for: {', '.join(self.missing)}; "
