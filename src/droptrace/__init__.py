@@ -134,7 +134,9 @@ def read(path: str, expression: Optional[str] = None, *,
          pid: Optional[int] = None, mark: Union[str, int, Tuple[int, int], None] = None,
          count: Optional[int] = None) -> Iterator[Event]:
     """The Events of a recording (pcapng or JSON lines written by `droptrace record`; another
-    tool's pcap or pcapng gives packets without reasons), through the same filters as trace().
+    tool's pcap or pcapng gives packets without reasons), through the same filters as trace();
+    on JSON lines the expression runs on the headers each line's fields describe, and one that
+    needs what a line does not keep raises UsageError.
     The file is opened now: a missing one raises DroptraceError here, not when iteration
     starts. The returned iterator has `summary` (the recording's closing statistics, once read
     to the end) and `warnings` (a file cut short, lines skipped)."""

@@ -67,15 +67,10 @@ def main(argv: Sequence[str]) -> int:
     finally:
         rec.close()
     held = f", {tracer.suppressed} suppressed by --rate-limit" if args.rate_limit else ""
-    eprint(f"droptrace: {shown - skipped(rec)} drops written to {rec.name} ({fmt}), {lost} lost (ring "
+    eprint(f"droptrace: {shown - rec.skipped} drops written to {rec.name} ({fmt}), {lost} lost (ring "
            f"buffer full){held}")
     _say_what_the_format_lost(rec)
     return 0
-
-
-def skipped(rec: Recorder) -> int:
-    """Drops the format had nothing to store for (classic pcap: no packet bytes)."""
-    return getattr(rec.writer, "skipped", 0)
 
 
 def _say_what_the_format_lost(rec: Recorder) -> None:
@@ -135,6 +130,6 @@ def rewrite(args: argparse.Namespace) -> int:
         out.finish(summary)
     finally:
         out.close()
-    eprint(f"droptrace: {n - skipped(out)} drops written to {out.name} ({fmt}) from {args.read}")
+    eprint(f"droptrace: {n - out.skipped} drops written to {out.name} ({fmt}) from {args.read}")
     _say_what_the_format_lost(out)
     return 0

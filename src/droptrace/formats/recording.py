@@ -90,13 +90,17 @@ class Recorder:
             self.out.write(dumps({SUMMARY_KEY: summary}) + b"\n")
 
     @property
+    def skipped(self) -> int:
+        """Drops the format had nothing to store for (classic pcap: no packet bytes)."""
+        return getattr(self.writer, "skipped", 0)
+
+    @property
     def lost_in_format(self) -> Optional[str]:
         """What this format could not keep, said once at the end (classic pcap keeps packets only)."""
         if self.fmt != "pcap" or self.writer is None:
             return None
         kept = "classic pcap keeps the packets only (reason, location and task are in pcapng or JSON lines)"
-        skipped = self.writer.skipped
-        return kept + (f"; {skipped} drops without packet bytes left out" if skipped else "")
+        return kept + (f"; {self.skipped} drops without packet bytes left out" if self.skipped else "")
 
     def close(self) -> None:
         if self.out is not None:

@@ -279,7 +279,8 @@ class Link:
 
 class Btf:
     """A BTF that libbpf parsed: its types by id, as the bytes of their records (kernel/btf.py reads
-    them), its strings, and look-ups by name. `owner` is whatever must outlive it (an Object)."""
+    them), its strings, and look-ups by name. `keep` holds what must outlive it (its base BTF, or
+    the Object that owns it); `owned`: freed by us, not by that Object."""
 
     def __init__(self, ptr: int, owned: bool, keep: Tuple[object, ...] = ()) -> None:
         self._ptr: Optional[int] = ptr
