@@ -86,6 +86,9 @@ def test_html_refusals(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     r = report(rec, "--html", tmp_path / "no" / "such" / "dir.html")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    kept = rec.read_bytes()
+    r = report(rec, "--html", rec)  # the recording is not written over
+    assert r.returncode == 2 and "same file" in r.stderr and rec.read_bytes() == kept
     r = report(rec, "--html", tmp_path / "p.html")
     assert r.returncode == 0 and "record with --stack" in (tmp_path / "p.html").read_text()
     assert os.path.getsize(tmp_path / "p.html") > 1_000_000  # plotly.js inlined

@@ -150,8 +150,14 @@ def main(argv: Sequence[str]) -> int:
     if args.folded and (args.json or args.html):
         raise UsageError("--folded is a report of its own: not with --json or --html")
     if args.html:
+        import os
+
         from ..formats import html
 
+        if args.file != "-" and os.path.exists(args.html) and os.path.exists(args.file) \
+                and os.path.samefile(args.html, args.file):
+            raise UsageError(f"--html and the recording are the same file ({args.file}): write to "
+                             "another one")
         html.require()  # before reading the whole recording
     keep = offline_filter(args)
     rec = open_recording("/dev/stdin" if args.file == "-" else args.file, keep)
