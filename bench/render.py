@@ -5,7 +5,7 @@ A synthetic ring buffer (anonymous memory laid out like the kernel's, records
 from the BPF object's BTF) holds a UDP flood to a closed port: a few flows,
 each packet with its own time, IPv4 ID and task. Each path reads it the way
 the live commands do (Python: MmapRing.read and the writers; compiled:
-render.FastRenderer.poll), in batches of RECORD_BATCH, writing to /dev/null;
+FastRenderer.write_batch), in batches of RECORD_BATCH, writing to /dev/null;
 the ring is replayed by resetting the consumer position. One core, no
 kernel involved: this is the user-space ceiling, not an end-to-end figure.
 
@@ -26,6 +26,7 @@ from droptrace.formats.out import Output  # noqa: E402
 from droptrace.formats.recording import Recorder  # noqa: E402
 from droptrace.formats.text import TextWriter  # noqa: E402
 from droptrace.kernel.contract import contract  # noqa: E402
+from droptrace.kernel.ringbuf import Batch  # noqa: E402
 from droptrace.kernel.tracer import RECORD_BATCH  # noqa: E402
 from droptrace.options import DEFAULT_SNAPLEN  # noqa: E402
 from unit.test_decode import eth, ipv4, udp  # noqa: E402
@@ -65,18 +66,18 @@ def storm(stack: bool, spoofed: bool = False) -> Ring:
 
 
 def sink(fmt: str, conv: Converter, stack: bool):
-    """(python batch writer, compiled renderer) for one format, writing to /dev/null."""
+    """(the writer, its compiled renderer) for one format, writing to /dev/null."""
     if fmt in ("json", "text"):
         out = Output.open("/dev/null")
         if fmt == "json":
-            w = RawJsonWriter(out, lambda: conv)
-            return w.write_raw, w.renderer(conv)
-        w = TextWriter(out, stack, 20)
-        w.write([])  # the header: the compiled path starts once it is out
-        return (lambda recs: w.write([conv.convert(r) for r in recs])), w.renderer(conv)
-    rec = Recorder("/dev/null", fmt, stack, DEFAULT_SNAPLEN)
-    rec.open()
-    return (lambda recs: rec.write([conv.convert(r) for r in recs])), rec.renderer(conv)
+            w = RawJsonWriter(out)
+        else:
+            w = TextWriter(out, stack, 20)
+            w.write([])  # the header: the compiled path starts once it is out
+    else:
+        w = Recorder("/dev/null", fmt, stack, DEFAULT_SNAPLEN)
+        w.open()
+    return w, render.for_sink(w, conv)
 
 
 def rate(ring: Ring, step, seconds: float) -> float:
@@ -102,13 +103,11 @@ def main() -> None:
             conv = converter(stack)
             py, fast = sink(fmt, conv, stack)
 
-            def python(mm, py=py):
-                recs = mm.read(RECORD_BATCH)
-                py(recs)
-                return len(recs)
+            def python(mm, py=py, conv=conv):
+                return py.write_batch(Batch(mm, RECORD_BATCH, conv.convert, conv.check, None, conv))
 
-            def compiled(mm, fast=fast):
-                return fast.poll(mm, 0, RECORD_BATCH)
+            def compiled(mm, fast=fast, conv=conv):
+                return fast.write_batch(Batch(mm, RECORD_BATCH, conv.convert, conv.check, None, conv))
 
             a = rate(ring, python, seconds)
             b = rate(ring, compiled, seconds)

@@ -947,38 +947,6 @@ static PyObject *Renderer_render_ring(Renderer *r, PyObject *args)
     return Py_BuildValue("(KNn)", (unsigned long long)cons, out, count);
 }
 
-static PyObject *Renderer_render_records(Renderer *r, PyObject *records)
-{
-    if (ready(r) < 0)
-        return NULL;
-    PyObject *fast = PySequence_Fast(records, "records: a sequence of bytes");
-    if (fast == NULL)
-        return NULL;
-    begin(r);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PySequence_Fast_GET_ITEM(fast, i);
-        Py_buffer view;
-        if (PyObject_GetBuffer(it, &view, PyBUF_SIMPLE) < 0) {
-            r->busy = 0;
-            Py_DECREF(fast);
-            return NULL;
-        }
-        int rc = render_one(r, view.buf, view.len);
-        PyBuffer_Release(&view);
-        if (rc < 0) {
-            r->busy = 0;
-            Py_DECREF(fast);
-            return NULL;
-        }
-    }
-    Py_DECREF(fast);
-    PyObject *out = finish(r);
-    if (out == NULL)
-        return NULL;
-    return Py_BuildValue("(Nn)", out, n);
-}
-
 static PyObject *Renderer_key(Renderer *r, PyObject *raw)
 {
     if (ready(r) < 0)
@@ -1000,8 +968,6 @@ static PyMethodDef Renderer_methods[] = {
     {"render_ring", (PyCFunction)Renderer_render_ring, METH_VARARGS,
      "render_ring(data, page, mask, cons, limit) -> (cons, bytes, count): up to limit committed records "
      "from the ring's data mapping, from consumer position cons; the caller stores the new position."},
-    {"render_records", (PyCFunction)Renderer_render_records, METH_O,
-     "render_records(records) -> (bytes, count): the same for records already read."},
     {"template", (PyCFunction)Renderer_template, METH_O,
      "template(items) -> Template: items checked against this renderer's layout."},
     {"key", (PyCFunction)Renderer_key, METH_O, "key(raw) -> bytes: the static key of a record."},

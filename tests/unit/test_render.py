@@ -28,7 +28,7 @@ from droptrace.formats.out import Output
 from droptrace.formats.recording import Recorder
 from droptrace.formats.text import TextWriter
 from droptrace.kernel.contract import contract
-from droptrace.kernel.ringbuf import BUSY, DISCARD, MmapRing
+from droptrace.kernel.ringbuf import BUSY, DISCARD, Batch, MmapRing
 
 from .test_decode import eth, ipv4, ipv6, tcp, udp
 
@@ -99,6 +99,13 @@ class Ring:
     @property
     def consumer(self) -> int:
         return struct.unpack_from("<Q", self.cons, 0)[0]
+
+
+def batch_of(ring: "Ring | MmapRing", conv: Optional[Converter] = None, limit: int = 100) -> Batch:
+    """What Tracer.batch() hands a sink, over a synthetic ring."""
+    conv = conv or converter()
+    mm = ring if isinstance(ring, MmapRing) else ring.mmap_ring()
+    return Batch(mm, limit, conv.convert, conv.check, None, conv)
 
 
 # -- records -----------------------------------------------------------------------------
@@ -201,16 +208,12 @@ class Sink:
         self.path, self.out, self.rec = path, None, None
         if fmt in ("json", "text"):
             self.out = Output.open(path)
-            if fmt == "json":
-                w = RawJsonWriter(self.out, lambda: conv)
-                self.python = w.write_raw
-            else:
-                w = TextWriter(self.out, stack, reason_width, explain=explain)
-                self.python = lambda recs: w.write([conv.convert(r) for r in recs])
+            w = RawJsonWriter(self.out) if fmt == "json" else TextWriter(self.out, stack, reason_width,
+                                                                           explain=explain)
         else:
             w = self.rec = Recorder(path, fmt, stack, snaplen)
             self.rec.open()
-            self.python = lambda recs: w.write([conv.convert(r) for r in recs])
+        self.python = w.write_batch
         self.fast = render.for_sink(w, conv)
 
     def bytes(self) -> bytes:
@@ -221,7 +224,7 @@ class Sink:
 
 def both(fmt: str, conv: Converter, pushes: List[Tuple[bytes, int]], limits: List[int], tmp: str,
          start: int = 0, stack: bool = False, snaplen: Optional[int] = None, explain: bool = False,
-         reason_width: int = 9, via_list: bool = False) -> Tuple[bytes, bytes]:
+         reason_width: int = 9) -> Tuple[bytes, bytes]:
     """The bytes of the Python path and of the compiled one, over equal rings read in equal batches."""
     rings = [Ring(start=start), Ring(start=start)]
     for ring in rings:
@@ -232,19 +235,18 @@ def both(fmt: str, conv: Converter, pushes: List[Tuple[bytes, int]], limits: Lis
     assert fast.fast is not None
     mp, mc = rings[0].mmap_ring(), rings[1].mmap_ring()
     for limit in limits + [len(pushes) + 1]:
-        got = mp.poll(0, limit)
         try:
-            py.python(got)
+            got = py.python(batch_of(mp, conv, limit))
             failed, why = None, ""
         except Exception as e:  # e.g. struct.error: a wall clock before 1970 in pcapng
             failed, why = type(e), traceback.format_exc()
         try:
-            n = fast.fast.write(mc.read(limit)) if via_list else fast.fast.poll(mc, 0, limit)
+            n = fast.fast.write_batch(batch_of(mc, conv, limit))
         except Exception as e:
             assert type(e) is failed, f"only the compiled path raised {e!r}"
             break
         assert failed is None, f"only the Python path raised {why}"
-        assert n == len(got)
+        assert n == got
         assert rings[0].consumer == rings[1].consumer
     return py.bytes(), fast.bytes()
 
@@ -288,10 +290,9 @@ def test_any_records_render_the_same(fmt, recs, limits, stack):
 @pytest.mark.parametrize("fmt", ["pcapng", "jsonl"])
 @settings(settings.get_profile("render"))
 @given(recs=storms(big=True), snaplen=st.one_of(st.none(), st.integers(1, SNAP_BIG + 10)),
-       stack=st.booleans(), via_list=st.booleans())
-def test_recordings_with_payload_and_snaplen_render_the_same(fmt, recs, snaplen, stack, via_list):
-    check(fmt, converter(stack, big=True), recs, [0] * len(recs), [], 0, stack=stack, snaplen=snaplen,
-          via_list=via_list)
+       stack=st.booleans())
+def test_recordings_with_payload_and_snaplen_render_the_same(fmt, recs, snaplen, stack):
+    check(fmt, converter(stack, big=True), recs, [0] * len(recs), [], 0, stack=stack, snaplen=snaplen)
 
 
 @given(recs=st.lists(records(), min_size=1, max_size=8))
@@ -352,7 +353,7 @@ def test_templates_are_used_and_the_ring_released(tmp_path):
         ring.push(r)
     out: List[bytes] = []
     fast = render.json_stream(conv, out.append)
-    assert fast.poll(ring.mmap_ring(), 0, 100) == len(STORM)
+    assert fast.write_batch(batch_of(ring)) == len(STORM)
     assert len(fast.templates) == 3  # three flows
     assert ring.consumer == ring.prod
     assert b"".join(out) == b"\n".join(conv.json_lines(STORM)) + b"\n"
@@ -378,10 +379,10 @@ def test_discard_and_busy_records(tmp_path):
         ring.push(STORM[i], flags)
     out: List[bytes] = []
     fast = render.json_stream(converter(), out.append)
-    assert fast.poll(ring.mmap_ring(), 0, 100) == 3
+    assert fast.write_batch(batch_of(ring)) == 3
     assert b"".join(out) == b"\n".join(converter().json_lines([STORM[0], STORM[2], STORM[4]])) + b"\n"
     busy_at = ring.consumer
-    assert fast.poll(ring.mmap_ring(), 0, 100) == 0 and ring.consumer == busy_at  # stops at BUSY
+    assert fast.write_batch(batch_of(ring)) == 0 and ring.consumer == busy_at  # stops at BUSY
 
 
 def test_a_record_of_another_size_is_refused(tmp_path):
@@ -391,7 +392,7 @@ def test_a_record_of_another_size_is_refused(tmp_path):
     ring.push(STORM[1][:-8])
     fast = render.json_stream(converter(), lambda b: None)
     with pytest.raises(DroptraceError, match="reinstall droptrace"):
-        fast.poll(ring.mmap_ring(), 0, 100)
+        fast.write_batch(batch_of(ring))
     assert ring.consumer == 0  # the batch stays in the ring
 
 
@@ -406,7 +407,7 @@ def test_an_error_in_python_leaves_the_batch_in_the_ring():
         raise RuntimeError("boom")
     fast.c = render.compiled().Renderer(**{**_kwargs(fast), "miss": boom})
     with pytest.raises(RuntimeError, match="boom"):
-        fast.poll(ring.mmap_ring(), 0, 100)
+        fast.write_batch(batch_of(ring))
     assert ring.consumer == 0
 
 
@@ -449,7 +450,10 @@ def test_what_c_cannot_write_is_handed_back_to_python():
     fits = r.template([b"A", (OP.OP_OPT_BEGIN, 1), b"xyz", (OP.OP_OPT_END,), b"B"])
     kw["templates"][r.key(STORM[0])] = huge
     kw["templates"][r.key(STORM[1])] = fits
-    out, n = r.render_records([STORM[0], STORM[1]])
+    ring = Ring()
+    ring.push(STORM[0])
+    ring.push(STORM[1])
+    out, n = ring.mmap_ring().render(r.render_ring, 10)
     assert (out, n) == (b"<python>" + b"A\x01\x00\x03\x00xyz\x00B", 2)
     assert asked == [None]
 
@@ -476,34 +480,15 @@ class SyntheticTracer:
 
         self.opts, self.hook, self.fallbacks, self.limits, self.has_reason = Options(), None, [], [], True
         self.converter, self._ring, self._rb = conv, ring, None
-        self._pending: List[bytes] = []
-
-    filters_in_user_space = False
-
-    @property
-    def ring(self):  # type: ignore[no-untyped-def]
-        return self._rb
 
     def start(self) -> None:
         self.hook, self._rb = "synthetic", self._ring.mmap_ring()
 
-    def poll(self, timeout_ms: int = 100) -> list:
-        return [self.converter.convert(r) for r in self.poll_raw(timeout_ms)]
-
-    def poll_raw(self, timeout_ms: int = 100) -> List[bytes]:
-        self._pending.extend(self._rb.poll(timeout_ms, 4096))
-        return self.drain_raw()
-
-    def drain(self) -> list:
-        return [self.converter.convert(r) for r in self.drain_raw()]
-
-    def drain_raw(self) -> List[bytes]:
-        raw, self._pending = self._pending, []
-        return raw
+    def batch(self, timeout_ms: int = 0, limit: int = 4096) -> Batch:
+        return batch_of(self._rb, self.converter, limit)
 
     def detach(self) -> None:
-        while self._rb.pending():
-            self._pending.extend(self._rb.read(4096))
+        pass
 
     def counters(self) -> Tuple[int, int]:
         return 0, 0
@@ -529,7 +514,7 @@ def run_loop(fmt: str, stack: bool, tmp: str, count: Optional[int], name: str) -
     try:
         if fmt in ("json", "text"):
             out = Output.open(path)
-            sink = RawJsonWriter(out, lambda: conv) if fmt == "json" else TextWriter(out, stack, 9)
+            sink = RawJsonWriter(out) if fmt == "json" else TextWriter(out, stack, 9)
             trace_loop(tracer, sink, count, None if count else 0.2)
             out.close()
         else:

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from .. import options as opt
 from ..errors import DroptraceError
@@ -200,35 +200,28 @@ def announce(tracer: Tracer, how: str, end: str = "Ctrl-C") -> None:
 
 def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Optional[float],
                on_attached: Optional[Callable[[], None]] = None) -> Tuple[int, int]:
-    """Attach, write events to sink until count/duration/Ctrl-C/SIGTERM; (shown, lost).
+    """Attach, hand the ring's records to sink in batches until count/duration/Ctrl-C/SIGTERM;
+    (shown, lost).
 
-    `shown` counts what the sink wrote: a batch is counted once its write
-    returned. On every way out the probe is detached first, what is still
-    buffered is written, and the tracer is closed. on_attached runs once the
-    probe is attached (record opens its file only then).
-
-    Three ways from the ring to the sink, the first that applies: the sink's
-    compiled renderer, reading the ring in place (formats.compiled.live: a `renderer`
-    method and the extension built); raw records (a `write_raw` method);
-    Events (`write`). All three write the same bytes.
+    sink is any formats.sink.Sink: it takes a batch and says how many records it wrote, and
+    `shown` counts those. On every way out the probe is detached first, what is still in the
+    ring is written, and the tracer is closed. on_attached runs once the probe is attached
+    (record opens its file only then).
     """
-    from ..formats.compiled import live
+    from ..formats.compiled import fastest
 
+    def limit() -> int:
+        return RECORD_BATCH if count is None else min(RECORD_BATCH, count - shown)
+
+    out = fastest(sink)
     shown = 0
     started = ready = False
-    raw = hasattr(sink, "write_raw")  # the storm path: records straight to JSON
-    poll = tracer.poll_raw if raw else tracer.poll
-    drain = tracer.drain_raw if raw else tracer.drain
-    write = sink.write_raw if raw else sink.write
     with stop_requested() as stop:
         try:
             tracer.start()
             started = True
             if on_attached is not None:
                 on_attached()
-            fast = live(tracer, sink)
-            if fast is not None:
-                drain, write = tracer.drain_raw, fast.write
             ready = True
             what = "drop reasons" if tracer.has_reason else "locations only: this kernel has no drop reasons"
             announce(tracer, what)
@@ -240,25 +233,17 @@ def trace_loop(tracer: Tracer, sink: Any, count: Optional[int], duration: Option
                     if left <= 0:
                         break
                     wait = max(1, min(wait, int(left * 1000)))
-                if fast is not None:
-                    limit = RECORD_BATCH if count is None else min(RECORD_BATCH, count - shown)
-                    shown += fast.poll(wait, limit)
-                    continue
-                events = poll(wait)
-                if count is not None:
-                    events = events[: count - shown]
-                write(events)
-                shown += len(events)
+                shown += out.write_batch(tracer.batch(wait, limit()))
         finally:
             lost = 0
             if started and ready:
                 tracer.detach()
-                rest: List = drain()
-                if count is not None:
-                    rest = rest[: max(0, count - shown)]
                 try:
-                    write(rest)
-                    shown += len(rest)
+                    while count is None or shown < count:
+                        batch = tracer.batch(0, limit())
+                        shown += out.write_batch(batch)
+                        if batch.short:
+                            break
                 finally:
                     _, lost = tracer.counters()
                     tracer.close()

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..event import Event, dumps
 from ..explain import summary
 from ..formats.out import Output
+from ..formats.sink import EventSink
 from ..kernel.tracer import Tracer
 from .common import Parser, add_trace_options, arg, eprint, options, positive, trace_loop
 
@@ -23,7 +24,7 @@ MAX_GROUPS_KEPT = 10000  # distinct groups remembered while watching; more are c
 MARKS = {"cause": "!!", "ok": "ok", "info": "--", "unknown": "??"}
 
 
-class Grouper:
+class Grouper(EventSink):
     """The stream's sink: drops grouped by reason, location, namespace, interface and flow."""
 
     def __init__(self) -> None:

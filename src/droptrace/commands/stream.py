@@ -104,7 +104,7 @@ def main(argv: Sequence[str]) -> int:
     tracer = Tracer(options(args))
     out = Output.stdout()
     if args.json:
-        sink = RawJsonWriter(out, lambda: tracer.converter)
+        sink = RawJsonWriter(out)
     else:
         sink = TextWriter(out, args.stack, lambda: tracer.reason_width, explain=args.explain)
     shown, lost = trace_loop(tracer, sink, args.count, args.duration)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..event import Event, dumps, iso_time
 from ..formats.out import Output
+from ..kernel.ringbuf import Batch
 from ..kernel.trail import Hop, TrailTracer, mono_to_wall_ns
 from .common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
 
@@ -53,6 +54,11 @@ class TrailWriter:
         self._places: Dict[Tuple[str, int], str] = {}  # "device@namespace", for one batch
         self._shapes: Dict[tuple, Callable[[bytes], Any]] = {}
         self._shapes_since = time.monotonic()
+
+    def write_batch(self, batch: Batch) -> int:
+        raw = batch.records()
+        self.write_raw(raw)
+        return len(raw)
 
     def write_raw(self, raw: List[bytes]) -> None:
         if not raw:

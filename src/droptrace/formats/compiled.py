@@ -35,7 +35,7 @@ from .recording import Recorder
 
 if TYPE_CHECKING:
     from ..convert import Converter
-    from ..kernel.ringbuf import MmapRing
+    from ..kernel.ringbuf import Batch
 
 try:
     from .. import _render
@@ -45,7 +45,6 @@ except ImportError:  # built without a C compiler: the Python paths
 PURE_ENV = "DROPTRACE_PURE_PYTHON"
 # The renderings of the task name and of the stack, one slot per format (C caches each by its bytes).
 JSON, TEXT, HUMAN, MACHINE = range(4)
-CHUNK = 4096  # records rendered per call when writing a list (bounds the memory of one write)
 
 Write = Callable[[bytes], None]
 Items = List[Any]
@@ -111,21 +110,12 @@ class FastRenderer:
         self._pid, self._cpu, self._tid, self._len = (
             (op.OP_UINT, *field(n)) for n in ("pid", "cpu", "tid", "len"))
 
-    # -- the two ways in ------------------------------------------------------------------
-    def poll(self, ring: "MmapRing", timeout_ms: int, limit: int) -> int:
-        """Wait for records as MmapRing.poll does, render up to limit, write them; how many."""
-        data, n = ring.render(self.c.render_ring, timeout_ms, limit)
+    def write_batch(self, batch: "Batch") -> int:
+        """Render the batch where it lies in the ring and write it; how many records."""
+        data, n = batch.render(self.c.render_ring)
         if data:
             self._write(data)
         return n
-
-    def write(self, records: List[bytes]) -> int:
-        """Render and write records already read from the ring (what detach() left); how many."""
-        for i in range(0, len(records), CHUNK):
-            data, _ = self.c.render_records(records[i:i + CHUNK])
-            if data:
-                self._write(data)
-        return len(records)
 
     # -- what C asks Python for ------------------------------------------------------------
     def _miss(self, raw: bytes, key: Optional[bytes]) -> bytes:
@@ -222,16 +212,10 @@ class TextRenderer(FastRenderer):
         super().__init__(conv, write, module)
         self.writer = writer
 
-    def poll(self, ring: "MmapRing", timeout_ms: int, limit: int) -> int:
+    def write_batch(self, batch: "Batch") -> int:
         if self.writer.header_written:
-            return super().poll(ring, timeout_ms, limit)
-        records = ring.poll(timeout_ms, limit)
-        return self._first(records)
-
-    def write(self, records: List[bytes]) -> int:
-        if self.writer.header_written:
-            return super().write(records)
-        return self._first(records)
+            return super().write_batch(batch)
+        return self._first(batch.records())
 
     def _first(self, records: List[bytes]) -> int:
         if records:
@@ -338,20 +322,6 @@ def pcapng(conv: "Converter", writer: pcap.Writer, write: Write,
     return None if mod is None else PcapngRenderer(conv, write, mod, writer, snaplen)
 
 
-class Live:
-    """A sink's compiled renderer bound to the tracer's ring buffer (see commands/common.trace_loop)."""
-
-    def __init__(self, renderer: FastRenderer, ring: "MmapRing") -> None:
-        self.renderer, self.ring = renderer, ring
-
-    def poll(self, timeout_ms: int, limit: int) -> int:
-        """Wait up to timeout_ms, then read, render and write up to limit records; how many."""
-        return self.renderer.poll(self.ring, timeout_ms, limit)
-
-    def write(self, records: List[bytes]) -> None:
-        self.renderer.write(records)
-
-
 def for_sink(sink: Any, conv: "Converter") -> Optional[FastRenderer]:
     """The compiled renderer writing what sink's own write would, or None: the extension is
     absent, or sink is not one of the writers rendered here."""
@@ -367,12 +337,24 @@ def for_sink(sink: Any, conv: "Converter") -> Optional[FastRenderer]:
     return None
 
 
-def live(tracer: Any, sink: Any) -> Optional[Live]:
-    """The compiled path from a started tracer's ring to sink, or None: the extension is absent,
-    the sink has no renderer, or the tracer filters in user space (kernels before 5.17 run the
-    expression on every built event, so the events are built anyway)."""
-    ring = tracer.ring
-    if ring is None or tracer.filters_in_user_space:
-        return None
-    renderer = for_sink(sink, tracer.converter)
-    return None if renderer is None else Live(renderer, ring)
+class Compiled:
+    """A sink whose batches are rendered in C where that writes the same bytes: batches that
+    can be read in place (no filter runs in user space), for the writers rendered here."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self._for: Any = None  # the converter the renderer was made for
+        self._fast: Optional[FastRenderer] = None
+
+    def write_batch(self, batch: "Batch") -> int:
+        if batch.in_place and batch.converter is not None:
+            if batch.converter is not self._for:
+                self._for, self._fast = batch.converter, for_sink(self.sink, batch.converter)
+            if self._fast is not None:
+                return self._fast.write_batch(batch)
+        return self.sink.write_batch(batch)
+
+
+def fastest(sink: Any) -> Any:
+    """sink, behind its compiled renderer where the extension is there to render it."""
+    return sink if compiled() is None else Compiled(sink)

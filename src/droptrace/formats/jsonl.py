@@ -1,16 +1,17 @@
 """JSON lines: one --json object per drop, nothing else on the stream."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ..event import Event, dumps
 from .out import Output
+from .sink import EventSink
 
 if TYPE_CHECKING:
-    from ..convert import Converter
+    from ..kernel.ringbuf import Batch
 
 
-class JsonWriter:
+class JsonWriter(EventSink):
     """Events as JSON lines (recordings, and --json when events are already built)."""
 
     def __init__(self, out: Output, stack: Optional[bool] = None) -> None:
@@ -29,10 +30,11 @@ class JsonWriter:
 class RawJsonWriter:
     """--json straight from raw records (Converter.json_lines): the drop-storm path."""
 
-    def __init__(self, out: Output, converter: Callable[[], "Converter"]) -> None:
+    def __init__(self, out: Output) -> None:
         self.out = out
-        self._converter = converter  # known once the tracer has started
 
-    def write_raw(self, records: List[bytes]) -> None:
+    def write_batch(self, batch: "Batch") -> int:
+        records = batch.records()
         if records:
-            self.out.write(b"\n".join(self._converter().json_lines(records)) + b"\n")
+            self.out.write(b"\n".join(batch.converter.json_lines(records)) + b"\n")
+        return len(records)

@@ -21,6 +21,7 @@ from ..event import Event, dumps
 from . import pcap, pcapng
 from .jsonl import JsonWriter
 from .out import Output
+from .sink import EventSink
 
 if TYPE_CHECKING:
     pass
@@ -45,7 +46,7 @@ def format_for(path: str, fmt: Optional[str]) -> str:
                          "use .pcapng, .jsonl or .pcap, or --format")
 
 
-class Recorder:
+class Recorder(EventSink):
     """A recording being written. open() only once tracing is attached, so a failed start
     never touches an existing file; every batch is written whole."""
 

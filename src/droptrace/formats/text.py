@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..event import Event
 from .out import Output
+from .sink import EventSink
 
 COMM_W, IFACE_W, PID_W, NETNS_W = 15, 15, 7, 10  # TASK_COMM_LEN-1, IFNAMSIZ-1, PID_MAX, u32
 ADDR_W = 21  # 255.255.255.255:65535; IPv6 endpoints widen it (up to 47)
@@ -138,7 +139,7 @@ def explain_line(reason: str) -> str:
     return f"    ^ {reason}: {text or '(no explanation written yet)'}"
 
 
-class TextWriter:
+class TextWriter(EventSink):
     """Aligned lines (and stacks with --stack), written whole through one Output."""
 
     def __init__(self, out: Output, stack: bool = False,

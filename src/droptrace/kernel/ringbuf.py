@@ -78,11 +78,10 @@ class MmapRing:
         return self.read(limit)
 
     def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]],
-               timeout_ms: int, limit: int = 4096) -> Tuple[bytes, int]:
-        """Like poll(), but the batch is rendered in place by a compiled renderer (formats/compiled.py)
-        instead of copied out record by record: (its output, records rendered). The space is
-        released only once the batch is rendered; an error leaves it in the ring."""
-        self.wait(timeout_ms)
+               limit: int = 4096) -> Tuple[bytes, int]:
+        """Like read(), but the records are rendered in place by a compiled renderer
+        (formats/compiled.py) instead of copied out one by one: (its output, records rendered). The
+        space is released only once the batch is rendered; an error leaves it in the ring."""
         cons, out, n = render_ring(self._data, self._page, self._mask, _U64.unpack_from(self._cons, 0)[0],
                                    limit)
         _U64.pack_into(self._cons, 0, cons)
@@ -101,3 +100,57 @@ class MmapRing:
         for m in (self._data, self._cons):
             if isinstance(m, mmap.mmap):
                 m.close()
+
+
+class Batch:
+    """Up to `limit` records waiting in a ring, taken once by one sink (formats/sink.py): copied
+    out as raw records or Events, or rendered in place (formats/compiled.py). Whichever way, the
+    ring's space is released as the records are taken. `convert` turns a record into an Event,
+    `check` refuses a record this droptrace cannot read (a stale install), and `keep`, where
+    set, is a filter that runs in user space (kernels without bpf_loop)."""
+
+    def __init__(self, ring: Optional[MmapRing], limit: int, convert: Callable[[bytes], Any],
+                 check: Callable[[bytes], None], keep: Optional[Callable[[Any], bool]] = None,
+                 converter: Any = None) -> None:
+        self.ring, self.limit, self.convert, self.check, self.keep = ring, limit, convert, check, keep
+        self.converter = converter  # what compiled renderers read a record's layout from
+        self.taken = 0  # records taken from the ring (before the user-space filter)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether a renderer may read the records where they are (no user-space filter)."""
+        return self.ring is not None and self.keep is None and self.limit > 0
+
+    def _read(self) -> List[bytes]:
+        raw = self.ring.read(self.limit) if self.ring is not None and self.limit > 0 else []
+        self.taken = len(raw)
+        if raw:
+            self.check(raw[0])
+        return raw
+
+    def records(self) -> List[bytes]:
+        """The raw records (those the user-space filter keeps)."""
+        raw = self._read()
+        keep = self.keep
+        if keep is None:
+            return raw
+        convert = self.convert
+        return [r for r in raw if keep(convert(r))]
+
+    def events(self) -> List[Any]:
+        """The records as Events (those the user-space filter keeps)."""
+        events = [self.convert(r) for r in self._read()]
+        keep = self.keep
+        return events if keep is None else [e for e in events if keep(e)]
+
+    def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]]
+               ) -> Tuple[bytes, int]:
+        """The records rendered in place by a compiled renderer: (its output, records rendered)."""
+        assert self.ring is not None
+        out, self.taken = self.ring.render(render_ring, self.limit)
+        return out, self.taken
+
+    @property
+    def short(self) -> bool:
+        """Once taken: fewer records than the limit were there (the ring was emptied)."""
+        return self.taken < self.limit

@@ -22,7 +22,7 @@ from . import features, libbpf, reasons, tracefs
 from .contract import OBJECT, OBJECT_NOBTF, OBJECT_NOLOOP, Contract, contract
 from .kallsyms import Kallsyms
 from .privileges import check_privileges
-from .ringbuf import MmapRing
+from .ringbuf import Batch, MmapRing
 
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
 BTF_PATH = btfmod.VMLINUX
@@ -53,7 +53,6 @@ class Tracer:
         self._obj: Optional[libbpf.Object] = None
         self._links: List[libbpf.Link] = []
         self._rb: Optional[MmapRing] = None
-        self._pending: List[bytes] = []
         self._listed: List[int] = []
         self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
         self._user_filter: Optional[Callable[[Event], bool]] = None  # the expression, without bpf_loop
@@ -282,50 +281,34 @@ class Tracer:
             return 1
         return max((len(n) for n in self.reasons.names.values()), default=1)
 
+    def batch(self, timeout_ms: int = 0, limit: int = RECORD_BATCH) -> Batch:
+        """Up to limit records waiting in the ring, for one sink to take (after waiting up to
+        timeout_ms if none are there yet)."""
+        if timeout_ms:
+            self._rb.wait(timeout_ms)
+        conv = self._converter
+        return Batch(self._rb, limit, conv.convert, self._check, self._user_filter, conv)
+
+    def _check(self, raw: bytes) -> None:
+        """Refuse a record this droptrace cannot read (an object of another install)."""
+        self._converter.check(raw)
+
     def poll(self, timeout_ms: int = 100) -> List[Event]:
         """Wait up to timeout_ms for events; return those that arrived, decoded."""
-        self._pending.extend(self._rb.poll(timeout_ms, RECORD_BATCH))
-        return self.drain()
-
-    def poll_raw(self, timeout_ms: int = 100) -> List[bytes]:
-        """Like poll(), but the raw records (for converter.json_lines, the storm path)."""
-        self._pending.extend(self._rb.poll(timeout_ms, RECORD_BATCH))
-        return self.drain_raw()
+        return self.batch(timeout_ms).events()
 
     def drain(self) -> List[Event]:
-        convert = self._converter.convert
-        events = [convert(r) for r in self._take()]
-        keep = self._user_filter
-        return events if keep is None else [e for e in events if keep(e)]
-
-    def drain_raw(self) -> List[bytes]:
-        raw = self._take()
-        keep = self._user_filter
-        if keep is None:
-            return raw
-        convert = self._converter.convert
-        return [r for r in raw if keep(convert(r))]
-
-    def _take(self) -> List[bytes]:
-        if not self._pending:
-            return []
-        raw, self._pending = self._pending, []
-        self._converter.check(raw[0])
-        return raw
+        """Every event still in the ring."""
+        events: List[Event] = []
+        while True:
+            b = self.batch()
+            events += b.events()
+            if b.short:
+                return events
 
     @property
     def converter(self) -> Converter:
         return self._converter
-
-    @property
-    def ring(self) -> Optional[MmapRing]:
-        """The ring buffer, once started (none when counting in the kernel); compiled.py reads it in place."""
-        return self._rb
-
-    @property
-    def filters_in_user_space(self) -> bool:
-        """The expression runs on built events (kernels without bpf_loop), not in the kernel."""
-        return self._user_filter is not None
 
     def counters(self) -> Tuple[int, int]:
         """(emitted, lost) summed over CPUs, as counted in the kernel."""
@@ -400,13 +383,10 @@ class Tracer:
         self._stats_map = None
 
     def detach(self) -> None:
-        """Stop new events; events already in the ring buffer can still be drained."""
+        """Stop new events; those already in the ring buffer can still be taken (batch())."""
         if self._links:
             self._unlink()
             self.suppressed = self.stat("DT_STAT_SUPPRESSED")  # final once nothing runs
-        if self._rb is not None:
-            while self._rb.pending() and len(self._pending) < (1 << 20):
-                self._pending.extend(self._rb.read(RECORD_BATCH))
 
     def _unlink(self) -> None:
         while self._links:

@@ -98,15 +98,11 @@ class TrailTracer(Tracer):
         return {"trail_all": int(self.every), "trail_gap_ns": TRAIL_GAP_NS, "trail_skb_arg": bytes(skb),
                 "trail_dev_arg": bytes(dev)}
 
-    def _take(self) -> List[bytes]:
-        if not self._pending:
-            return []
-        raw, self._pending = self._pending, []
+    def _check(self, raw: bytes) -> None:
         size = self.contract.struct("dt_trail_event").size
-        if len(raw[0]) != size:
-            raise DroptraceError(f"trail record of {len(raw[0])} bytes from BPF, expected {size}: the BPF "
+        if len(raw) != size:
+            raise DroptraceError(f"trail record of {len(raw)} bytes from BPF, expected {size}: the BPF "
                                  "object and this droptrace disagree; reinstall droptrace")
-        return raw
 
     @property
     def records(self) -> "TrailRecords":
