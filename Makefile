@@ -5,7 +5,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.droptrace-installed
-SOURCES := pyproject.toml setup.py bpf/build.py $(wildcard bpf/*.c bpf/*.h) src/droptrace/_render.c
+SOURCES := pyproject.toml setup.py bpf/build.py $(wildcard bpf/*.h src/droptrace/features/*/*.c src/droptrace/features/*/*.h) src/droptrace/_render.c
 
 .PHONY: lab test test-kernel unit e2e lint bench clean
 

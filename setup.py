@@ -1,4 +1,4 @@
-"""Compiles the BPF object into the package at build time (see bpf/build.py), and the optional
+"""Compiles the features' BPF objects into the package at build time (see bpf/build.py), and the optional
 batch renderer (src/droptrace/_render.c): without a C compiler or Python headers the install still
 succeeds and droptrace renders in Python, byte for byte the same."""
 import runpy

@@ -107,7 +107,8 @@ def bench(args: argparse.Namespace) -> int:
     server = None
     floor_dir = tempfile.TemporaryDirectory(prefix="dttrail-floor")
     floor_obj = str(Path(floor_dir.name) / "trail.bpf.o")
-    bpf_build.compile_object("trail.bpf.c", Path(floor_obj), ["-DDT_TRAIL_FLOOR"])
+    source = bpf_build.FEATURES / "trail" / "trail.bpf.c"
+    bpf_build.compile_object(source, Path(floor_obj), ["-DDT_TRAIL_FLOOR"])
     try:
         dst = soak.build_lab(a, b)
         server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s"], stdout=subprocess.DEVNULL,

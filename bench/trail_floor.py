@@ -8,6 +8,7 @@ costs before droptrace does anything.
 import sys
 
 from droptrace import cli
+from droptrace.features.trail.tracer import TrailTracer
 from droptrace.kernel import contract
 
 if __name__ == "__main__":
@@ -15,7 +16,7 @@ if __name__ == "__main__":
     installed = contract.object_path
 
     def object_path(name: str = contract.OBJECT) -> str:
-        return floor if name == contract.OBJECT_TRAIL else installed(name)
+        return floor if name == TrailTracer.OBJECTS[0] else installed(name)
 
     contract.object_path = object_path
     sys.exit(cli.main(argv))

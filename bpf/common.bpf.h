@@ -1,5 +1,5 @@
-/* ==== What both BPF objects share ====================================
- * The configuration, the maps user space reads (events, stats), and the
+/* ==== What every feature's BPF object shares =========================
+ * The maps user space reads (events, stats), and the
  * filters that need nothing from the skb's layout: reason and pid. Included
  * once per object. */
 #ifndef DROPTRACE_COMMON_BPF_H
@@ -18,8 +18,8 @@
  * the compiler keeps one of the two. */
 #define DT_RD(direct, src, field) ((direct) ? (src)->field : BPF_CORE_READ(src, field))
 
-const volatile struct dt_config cfg = {};
-/* Never read here: carries the contract's enums and types into this object's BTF. */
+/* `cfg`, the configuration, is the feature's own (its struct begins with DT_SHARED_CONFIG), declared
+ * before this header. Never read here: carries the contract's enums and types into this object's BTF. */
 const volatile struct dt_contract dt_contract = {};
 
 struct {

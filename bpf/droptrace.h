@@ -195,44 +195,36 @@ struct dt_filter_class {
 	__u8 reads[DT_FC_FIXED + DT_FC_AFTER]; /* 0xff where the program may read */
 };
 
-/* Set by user space in .rodata before load, field by field (by name, from
- * BTF); the verifier sees constants. */
-struct dt_config {
-	__u32 has_reason;       /* the hook carries a reason argument/field */
-	__u32 want_stack;
-	__u32 snaplen;          /* <= DT_SNAP_BIG; above DT_SNAP_MAX, events are dt_event_big */
-	__u32 skip_reason_a;    /* SKB_NOT_DROPPED_YET (or 0xffffffff) */
-	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */
-	enum dt_reason_mode reason_mode;
-	__u32 netns_on;         /* keep only namespaces present in netns_filter */
-	__u32 netns_few_n;      /* ... or, when 1..DT_NETNS_FEW, only those in netns_few */
-	__u32 netns_few[DT_NETNS_FEW];
-	__u32 ifname_on;        /* keep only device names present in ifname_filter */
-	__u32 pid;              /* 0: any */
-	__u32 mark_on;
-	__u32 mark;
-	__u32 mark_mask;
-	/* classic tracepoint: field offsets from the event's format file */
-	__u32 tp_off_skb;
-	__u32 tp_off_location;
-	__u32 tp_off_reason;
-	__u32 tp_size_reason;
-	__u32 tp_off_protocol;
-	__u32 aggregate;        /* top: count in agg instead of emitting events */
-	__u32 agg_flows;        /* top: include addresses and ports in the key */
-	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */
-	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */
-	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */
-	struct dt_filter_class filter_class[DT_FC_CLASSES];
-	__u32 rate_limit;       /* events per second at most, 0: no limit */
-	__u32 wake_bytes;       /* wake the reader only once this much is queued (it also polls on a
-				 * timer); 0: the kernel's default, a wakeup whenever it had caught up */
-	/* trail */
-	__u32 trail_all;        /* emit every trail when it ends, not only dropped ones */
-	__u64 trail_gap_ns;     /* a trail idle this long belongs to an earlier packet */
-	__u8 trail_skb_arg[DT_HOOK_NUM]; /* which tracepoint argument is the skb (this kernel's BTF) */
-	__u8 trail_dev_arg[DT_HOOK_NUM]; /* ... is the device (net_dev_xmit's, not skb->dev), or 0xff */
-};
+/* The configuration the shared headers read (common.bpf.h, capture.bpf.h, cbpf.bpf.h): the first
+ * fields of every feature's own configuration struct (features/X/X.bpf.c declares
+ * `const volatile struct dt_X_config cfg`). Set by user space in .rodata before load, field by
+ * field (by name, from BTF); the verifier sees constants. */
+#define DT_SHARED_CONFIG \
+	__u32 has_reason;       /* the hook carries a reason argument/field */ \
+	__u32 snaplen;          /* <= DT_SNAP_BIG; above DT_SNAP_MAX, events are dt_event_big */ \
+	__u32 skip_reason_a;    /* SKB_NOT_DROPPED_YET (or 0xffffffff) */ \
+	__u32 skip_reason_b;    /* SKB_CONSUMED (or 0xffffffff) */ \
+	enum dt_reason_mode reason_mode; \
+	__u32 netns_on;         /* keep only namespaces present in netns_filter */ \
+	__u32 netns_few_n;      /* ... or, when 1..DT_NETNS_FEW, only those in netns_few */ \
+	__u32 netns_few[DT_NETNS_FEW]; \
+	__u32 ifname_on;        /* keep only device names present in ifname_filter */ \
+	__u32 pid;              /* 0: any */ \
+	__u32 mark_on; \
+	__u32 mark; \
+	__u32 mark_mask; \
+	/* classic tracepoint: field offsets from the event's format file */ \
+	__u32 tp_off_skb; \
+	__u32 tp_off_location; \
+	__u32 tp_off_reason; \
+	__u32 tp_size_reason; \
+	__u32 tp_off_protocol; \
+	__u32 filter_on;        /* a pcap filter expression is loaded in filter_insns */ \
+	__u32 filter_eth_len;   /* instructions of its Ethernet version (at 0) */ \
+	__u32 filter_raw_len;   /* instructions of its raw-IP version (at DT_FILTER_MAX) */ \
+	struct dt_filter_class filter_class[DT_FC_CLASSES]; \
+	__u32 wake_bytes;       /* wake the reader only once this much is queued (it also polls on \
+				 * a timer); 0: the kernel's default, a wakeup whenever it had caught up */
 
 /* Never read by the programs: a global of this type carries into the object's
  * BTF the enums above and the event variants that the code only casts to

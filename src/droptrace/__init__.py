@@ -49,9 +49,9 @@ class Trace:
 
     def __init__(self, opts: "Options", poll_ms: int = 100, count: Optional[int] = None,
                  duration: Optional[float] = None) -> None:
-        from .kernel.tracer import Tracer
+        from .features.drops.tracer import DropTracer
 
-        self._tracer = Tracer(opts)
+        self._tracer = DropTracer(opts)
         self._tracer.start()
         self._poll_ms = poll_ms
         self._count = count

@@ -980,7 +980,7 @@ static PyTypeObject RendererType = {
     .tp_basicsize = sizeof(Renderer),
     .tp_dealloc = (destructor)Renderer_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Raw records to output bytes through per-key templates (see droptrace/render.py).",
+    .tp_doc = "Raw records to output bytes through per-key templates (see droptrace/formats/compiled.py).",
     .tp_traverse = (traverseproc)Renderer_traverse,
     .tp_clear = (inquiry)Renderer_clear,
     .tp_methods = Renderer_methods,
@@ -990,7 +990,7 @@ static PyTypeObject RendererType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "droptrace._render",
-    "Compiled batch rendering of ring-buffer records (see droptrace/render.py).", -1, NULL,
+    "Compiled batch rendering of ring-buffer records (see droptrace/formats/compiled.py).", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__render(void)

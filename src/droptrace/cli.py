@@ -14,7 +14,13 @@ from typing import Optional, Sequence
 
 from .errors import DroptraceError
 
-SUBCOMMANDS = ("lab", "top", "record", "report", "doctor", "exporter", "explain", "diagnose", "trail")
+# Each subcommand's module (its main(argv)); the default, the drop stream, is commands/stream.py.
+SUBCOMMANDS = {
+    "lab": ".commands.lab", "top": ".commands.top", "record": ".commands.record",
+    "report": ".commands.report", "doctor": ".commands.doctor", "exporter": ".commands.exporter",
+    "explain": ".commands.explain", "diagnose": ".commands.diagnose",
+    "trail": ".features.trail.command",
+}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -22,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            module = importlib.import_module(f".commands.{argv[0]}", __package__)
+            module = importlib.import_module(SUBCOMMANDS[argv[0]], __package__)
             return module.main(argv[1:])
         from .commands import stream
 

@@ -48,8 +48,7 @@ class Options:
     rate_limit: int = 0  # events per second at most (the rest counted as suppressed)
     filter: Optional[str] = None  # a tcpdump expression, run in the kernel
     verbose: bool = False
-    aggregate: bool = False  # top: count in the kernel instead of streaming events
-    agg_flows: bool = True  # top: also key the counts by flow (addresses, ports)
+    agg_flows: bool = True  # counts (top, exporter): also key the counts by flow (addresses, ports)
 
     @property
     def ringbuf_bytes(self) -> int:

@@ -5,19 +5,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from droptrace.features.counts.tracer import CountTracer
+from droptrace.features.drops.tracer import DropTracer
+from droptrace.features.trail.tracer import TrailTracer
 from droptrace.kernel import btf, layout
 from droptrace.kernel.layout import FieldSpec, LayoutError, ObjectLayout
 
 from .btfgen import KIND_CONST, KIND_TYPEDEF, KIND_VOLATILE, BTFBuilder
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "src" / "droptrace" / "bpf"
-OBJ = BPF_DIR / "droptrace.bpf.o"
-NOBTF_OBJ = BPF_DIR / "droptrace_nobtf.bpf.o"
+OBJ = BPF_DIR / DropTracer.OBJECTS[0]
 NOT_BUILT = f"{OBJ} not built (python3 bpf/build.py src/droptrace/bpf)"
 needs_obj = pytest.mark.skipif(not OBJ.exists(), reason=NOT_BUILT)
-
-STRUCTS = ["dt_event", "dt_event_stack", "dt_event_big", "dt_event_big_stack", "dt_agg_key", "dt_agg_val",
-           "dt_config", "dt_insn"]
+FEATURES = (DropTracer, CountTracer, TrailTracer)
+# (feature, a struct its object shares with user space)
+STRUCTS = [(DropTracer, n) for n in ("dt_event", "dt_event_stack", "dt_event_big", "dt_event_big_stack",
+                                     "dt_insn")]
+STRUCTS += [(CountTracer, "dt_agg_key"), (CountTracer, "dt_agg_val")] + [(f, f.CONFIG) for f in FEATURES]
 EVENT_FIELDS = {"ts_ns": 8, "location": 8, "reason": 4, "pid": 4, "tid": 4, "cpu": 4, "len": 4, "mark": 4,
                 "ifindex": 4, "netns": 4, "protocol": 2, "mac_off": 2, "net_off": 2, "cap_len": 2,
                 "dev_type": 2, "stack_len": 2, "data_off": 2, "flags": 4, "comm": 16, "ifname": 16}
@@ -30,10 +34,16 @@ def obj() -> ObjectLayout:
     return layout.load(str(OBJ))
 
 
-@needs_obj
-@pytest.mark.parametrize("name", STRUCTS)
-def test_every_shared_struct_is_in_the_object(obj, name):
-    s = obj.struct(name)
+def feature_object(feature: type, name: str = "") -> ObjectLayout:
+    path = BPF_DIR / (name or feature.OBJECTS[0])
+    if not path.exists():
+        pytest.skip(f"{path} not built (python3 bpf/build.py src/droptrace/bpf)")
+    return layout.load(str(path))
+
+
+@pytest.mark.parametrize("feature,name", STRUCTS)
+def test_every_shared_struct_is_in_the_object(feature, name):
+    s = feature_object(feature).struct(name)
     assert s.size > 0 and s.fields
     for f in s.fields.values():
         assert 0 <= f.offset and f.end <= s.size, f
@@ -63,21 +73,29 @@ def test_event_fields_have_sane_sizes(obj):
     assert ev.size % 8 == 0
 
 
-def test_rodata_cfg_is_a_dt_config(obj):
+@pytest.mark.parametrize("feature", FEATURES)
+def test_rodata_cfg_is_the_features_config(feature):
+    """Each object's `cfg` is its feature's struct, which begins with the shared fields."""
+    obj = feature_object(feature)
     offset, size = obj.variable(".rodata", "cfg")
-    assert size == obj.struct("dt_config").size
+    assert size == obj.struct(feature.CONFIG).size
     assert offset % 4 == 0
+    shared = feature_object(DropTracer).struct(DropTracer.CONFIG).fields
+    mine = obj.struct(feature.CONFIG).fields
+    assert [mine[n] for n in list(shared)[:-2]] == list(shared.values())[:-2]  # drops adds two
     with pytest.raises(LayoutError, match="no global nope"):
         obj.variable(".rodata", "nope")
     with pytest.raises(LayoutError, match="disagree"):
         obj.variable(".nosuchsection", "cfg")
 
 
-@pytest.mark.skipif(not NOBTF_OBJ.exists(), reason=f"{NOBTF_OBJ} not built")
-def test_both_objects_agree_on_dt_config(obj):
-    other = ObjectLayout.from_file(str(NOBTF_OBJ))
-    assert other.struct("dt_config").fields == obj.struct("dt_config").fields
-    assert other.variable(".rodata", "cfg")[1] == obj.struct("dt_config").size
+@pytest.mark.parametrize("name", [DropTracer.OBJECT_NOBTF, *DropTracer.OBJECTS[1:], *CountTracer.OBJECTS[1:],
+                                  *TrailTracer.OBJECTS[1:]])
+def test_every_build_of_a_feature_has_its_config(name):
+    feature = next(f for f in FEATURES if name in (*f.OBJECTS, f.OBJECT_NOBTF))
+    other = feature_object(feature, name)
+    assert other.struct(feature.CONFIG).fields == feature_object(feature).struct(feature.CONFIG).fields
+    assert other.variable(".rodata", "cfg")[1] == other.struct(feature.CONFIG).size
 
 
 def test_missing_struct_and_field_fail_loudly(obj):

@@ -4,19 +4,19 @@ import os
 
 import pytest
 
-from droptrace.commands.trail import verdict_of
+from droptrace.features.trail.output import verdict_of
+from droptrace.features.trail.tracer import Hop, TrailTracer, hooks, pointer_arguments
 from droptrace.kernel import btf
-from droptrace.kernel.contract import OBJECT_TRAIL, contract
-from droptrace.kernel.trail import Hop, hooks, pointer_arguments
+from droptrace.kernel.contract import contract
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
 def test_hook_names_come_from_the_enum():
-    names = hooks(contract(OBJECT_TRAIL).const)
-    assert names[contract(OBJECT_TRAIL).const["DT_HOOK_NETIF_RX"]] == "netif_rx"
+    names = hooks(contract(TrailTracer.OBJECTS[0]).const)
+    assert names[contract(TrailTracer.OBJECTS[0]).const["DT_HOOK_NETIF_RX"]] == "netif_rx"
     assert set(names.values()) >= {"kfree_skb", "consume_skb", "net_dev_xmit", "qdisc_enqueue", "icmp_send"}
-    assert len(names) == contract(OBJECT_TRAIL).const["DT_HOOK_NUM"]
+    assert len(names) == contract(TrailTracer.OBJECTS[0]).const["DT_HOOK_NUM"]
 
 
 @pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no kernel BTF")

@@ -9,12 +9,12 @@ from typing import List
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from droptrace.commands.trail import TrailWriter
 from droptrace.convert import Converter
-from droptrace.kernel.contract import OBJECT_TRAIL, contract
-from droptrace.kernel.trail import TrailRecords, hooks
+from droptrace.features.trail.output import TrailWriter
+from droptrace.features.trail.tracer import TrailRecords, TrailTracer, hooks
+from droptrace.kernel.contract import contract
 
-BPF = contract(OBJECT_TRAIL)
+BPF = contract(TrailTracer.OBJECTS[0])
 C = BPF.const
 TE, EV, TR, HOP = (BPF.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
 

@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..event import Event, dumps
 from ..explain import summary
+from ..features.drops.tracer import DropTracer
 from ..formats.out import Output
 from ..formats.sink import EventSink
-from ..kernel.tracer import Tracer
 from .common import Parser, add_trace_options, arg, eprint, options, positive, trace_loop
 
 DEFAULT_SECONDS = 10.0
@@ -140,7 +140,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     opts = options(args)
     opts.stack = True  # a stack sample for the groups no check explains
-    tracer = Tracer(opts)
+    tracer = DropTracer(opts)
     sink = Grouper()
     started = time.monotonic()
     tracing = None

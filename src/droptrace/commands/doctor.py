@@ -11,11 +11,12 @@ from typing import List, Sequence, Tuple
 
 from ..errors import DroptraceError
 from ..event import dumps
+from ..features.drops.tracer import NOBTF_LIMITS, DropTracer
 from ..formats.out import Output
 from ..kernel import btf as btfmod
 from ..kernel import features, libbpf, reasons, tracefs
 from ..kernel.privileges import check_privileges
-from ..kernel.tracer import BTF_PATH, NOBTF_LIMITS, Tracer
+from ..kernel.tracer import BTF_PATH
 from ..options import HOOKS, Options
 from .common import Parser
 
@@ -80,12 +81,12 @@ def checks() -> Tuple[List[Check], List[str]]:
     add("filter expressions", expressions)
 
     def trail_steps() -> str:
-        from ..kernel.contract import OBJECT_TRAIL, contract
-        from ..kernel.trail import hooks
+        from ..features.trail.tracer import TrailTracer, hooks
+        from ..kernel.contract import contract
 
         if not os.path.exists(BTF_PATH):
             raise DroptraceError("not available: it needs kernel BTF")
-        names = list(hooks(contract(OBJECT_TRAIL).const).values())
+        names = list(hooks(contract(TrailTracer.OBJECTS[0]).const).values())
         found = features.probe(BTF_PATH).tracepoint_args(names, "sk_buff")
         missing = [n for n in names if found[n] is None]
         return f"{len(names) - len(missing)} of {len(names)} steps have a tracepoint with the skb" + (
@@ -101,7 +102,7 @@ def checks() -> Tuple[List[Check], List[str]]:
         if not root:
             out.append((f"hook {hook}", False, "not checked: needs root"))
             continue
-        t = Tracer(Options(hook=hook))
+        t = DropTracer(Options(hook=hook))
         try:
             t.start()
             working.append(hook)

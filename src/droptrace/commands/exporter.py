@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from .. import __version__
 from ..convert import describe_aggregate
 from ..errors import UsageError
-from ..kernel.tracer import Tracer
+from ..features.counts.tracer import CountTracer
 from .common import Parser, add_trace_options, announce, arg, eprint, options, positive, stop_requested
 
 LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
@@ -77,7 +77,7 @@ class Series:
     their label set first: under port or namespace churn the map and this object hold only the keys
     that are live, and the counters (per label set) never go backwards."""
 
-    def __init__(self, tracer: Tracer, labels: Sequence[str], max_series: int,
+    def __init__(self, tracer: CountTracer, labels: Sequence[str], max_series: int,
                  ephemeral_from: int = EPHEMERAL_FROM, enricher: Any = None,
                  forget_after: float = FORGET_AFTER) -> None:
         self.tracer = tracer
@@ -159,7 +159,7 @@ class Series:
 class Collector:
     """The metrics of one scrape, built from the kernel's map (prometheus-client's custom collector)."""
 
-    def __init__(self, series: Series, tracer: Tracer) -> None:
+    def __init__(self, series: Series, tracer: CountTracer) -> None:
         self.series = series
         self.tracer = tracer
         self.last_scrape = 0.0
@@ -271,9 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     opts = options(args)
-    opts.aggregate = True
     opts.agg_flows = any(n in args.labels for n in FLOW_LABELS)
-    tracer = Tracer(opts)
+    tracer = CountTracer(opts)
     enricher = None
     if any(n in args.labels for n in ENRICHED):
         from ..enrich import Enricher
@@ -289,7 +288,7 @@ def main(argv: Sequence[str]) -> int:
             tracer.close()
 
 
-def serve(args: argparse.Namespace, tracer: Tracer, series: Series, stop: Any) -> int:
+def serve(args: argparse.Namespace, tracer: CountTracer, series: Series, stop: Any) -> int:
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry()

@@ -11,9 +11,9 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 from ..errors import UsageError
+from ..features.drops.tracer import DropTracer
 from ..formats.out import Output
 from ..formats.text import TextWriter
-from ..kernel.tracer import Tracer
 from ..lab import SCENARIOS, Lab, Scenario
 from ..options import HOOKS, Options
 from .common import Parser, eprint, interrupt_on_signals
@@ -52,7 +52,7 @@ def main(argv: Sequence[str]) -> int:
                                f"{'  (tour)' if s.demo else ''}\n" for s in SCENARIOS))
         return 0
     chosen = _chosen(args.scenario)
-    tracer = Tracer(Options(hook=args.hook, stack=args.stack))
+    tracer = DropTracer(Options(hook=args.hook, stack=args.stack))
     writer = TextWriter(out, stack=args.stack, reason_width=lambda: tracer.reason_width)
     missed = []
     stale = Lab.remove_stale()

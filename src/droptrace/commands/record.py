@@ -5,8 +5,8 @@ import argparse
 from typing import Iterator, Sequence
 
 from ..event import Event
+from ..features.drops.tracer import DropTracer
 from ..formats.recording import FORMATS, Recorder, format_for
-from ..kernel.tracer import Tracer
 from ..options import DEFAULT_SNAPLEN, snap_length
 from .common import (
     LIVE_OR_READ,
@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> int:
     opts = options(args)
     fmt = format_for(args.write, args.format)
     snaplen = opts.snaplen if opts.snaplen is not None else (None if opts.payload else DEFAULT_SNAPLEN)
-    tracer = Tracer(opts)
+    tracer = DropTracer(opts)
     rec = Recorder(args.write, fmt, args.stack, snaplen)
     try:
         shown, lost = trace_loop(tracer, rec, args.count, args.duration, on_attached=rec.open)

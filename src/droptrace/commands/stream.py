@@ -5,10 +5,10 @@ import argparse
 from typing import Sequence
 
 from .. import __version__
+from ..features.drops.tracer import DropTracer
 from ..formats.jsonl import RawJsonWriter
 from ..formats.out import Output
 from ..formats.text import TextWriter
-from ..kernel.tracer import Tracer
 from .common import (
     LIVE_OR_READ,
     Parser,
@@ -101,7 +101,7 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError("--explain is for the text output; with --json, `droptrace explain --json REASON`")
     if args.read:
         return replay(args)
-    tracer = Tracer(options(args))
+    tracer = DropTracer(options(args))
     out = Output.stdout()
     if args.json:
         sink = RawJsonWriter(out)

@@ -19,9 +19,9 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..convert import describe_aggregate
 from ..event import dumps
+from ..features.counts.tracer import CountTracer
 from ..formats.out import Output
 from ..formats.text import endpoint
-from ..kernel.tracer import Tracer
 from .common import Parser, add_trace_options, announce, eprint, options, seconds, stop_requested
 
 GROUPS = {"reason": ("REASON",), "location": ("LOCATION",), "iface": ("IFACE", "NETNS"),
@@ -197,7 +197,7 @@ def keys(enabled: bool) -> Iterator[Optional[int]]:
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
-def summary(agg: Aggregator, tracer: Tracer, group: str, duration: float) -> Dict[str, object]:
+def summary(agg: Aggregator, tracer: CountTracer, group: str, duration: float) -> Dict[str, object]:
     """The --json object: one row per group, as --group asked."""
     merged: Dict[tuple, List[Any]] = {}
     for fields, count, nbytes in agg.described:  # from the kernel's keys: every field exact
@@ -215,7 +215,7 @@ def summary(agg: Aggregator, tracer: Tracer, group: str, duration: float) -> Dic
             "group": group, "rows": rows}
 
 
-def run(args: argparse.Namespace, tracer: Tracer) -> int:
+def run(args: argparse.Namespace, tracer: CountTracer) -> int:
     from rich.console import Console
     from rich.live import Live
 
@@ -305,11 +305,10 @@ def main(argv: Sequence[str]) -> int:
     add_trace_options(p)
     args = p.parse_args(list(argv))
     opts = options(args)
-    opts.aggregate = True
     # Flows cost a header parse per drop: count them only when a view can show them.
     interactive = sys.stdout.isatty() and sys.stdin.isatty() and not args.json
     opts.agg_flows = interactive or args.group == "flow"
-    return run(args, Tracer(opts))
+    return run(args, CountTracer(opts))
 
 
 __all__ = ["main", "render", "summary", "Aggregator", "eprint"]

@@ -16,9 +16,9 @@ from ..errors import DroptraceError
 from .layout import ObjectLayout, StructLayout
 from .layout import load as load_layout
 
-OBJECT, OBJECT_NOBTF = "droptrace.bpf.o", "droptrace_nobtf.bpf.o"
-OBJECT_NOLOOP = "droptrace_noloop.bpf.o"  # no bpf_loop: kernels before 5.17
-OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP = "trail.bpf.o", "trail_noloop.bpf.o"
+# Every feature's object carries droptrace.h's layouts and constants; the shared ones are read
+# from this one's. Each feature names its own objects (features/X/tracer.py).
+OBJECT = "drops.bpf.o"
 # The enums of droptrace.h that hold constants, by their C name.
 _ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow", "dt_hook", "dt_verdict",
           "dt_fc_flag")
@@ -45,7 +45,7 @@ class Contract:
 
     @property
     def config_offset(self) -> int:
-        """Where `cfg` (struct dt_config) sits in the object's .rodata."""
+        """Where `cfg` (the feature's configuration struct) sits in the object's .rodata."""
         return self.layout.variable(".rodata", "cfg")[0]
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from ..errors import DroptraceError
 
 BUSY, DISCARD = 1 << 31, 1 << 30
-# The BPF side wakes the reader only once a share of the ring is queued (dt_config.wake_bytes):
+# The BPF side wakes the reader only once a share of the ring is queued (the configuration's wake_bytes):
 # a wakeup per event would cost the dropping CPU more than the event. So the reader also looks
 # every POLL_MS, which bounds how late a lone drop is shown.
 POLL_MS = 10

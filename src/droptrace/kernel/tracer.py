@@ -1,17 +1,19 @@
-"""Load, attach and read droptrace's BPF program.
+"""The loader every feature shares: load a feature's BPF object, configure it, attach it, read it.
 
-The hook ladder is tp_btf -> raw_tp -> classic tracepoint on skb:kfree_skb:
-each rung is tried by loading and attaching it (the kernel is the only
-reliable judge of what it accepts); the first that works is used and the
-reasons the others failed are kept for `--verbose` and the doctor.
-Configuration is written into the object's .rodata field by field, by name
-(kernel/contract.py); nothing here knows a struct offset.
+A feature (features/X/tracer.py) names its objects and its configuration struct and adds its own
+fields; everything else is here: privileges, the filters (compiled into the shared part of the
+configuration and the filter maps), the kernel's features and reason names, the hook ladder,
+the ring buffer and the stats. The ladder is tp_btf -> raw_tp -> classic tracepoint on
+skb:kfree_skb: each rung is tried by loading and attaching it (the kernel is the only reliable
+judge of what it accepts); the first that works is used and the reasons the others failed are
+kept for `--verbose` and the doctor. Configuration is written into the object's .rodata field by
+field, by name (kernel/contract.py); nothing here knows a struct offset.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..convert import Converter
 from ..errors import DroptraceError
@@ -19,15 +21,13 @@ from ..event import Event
 from ..options import HOOKS, Options
 from . import btf as btfmod
 from . import features, libbpf, reasons, tracefs
-from .contract import OBJECT, OBJECT_NOBTF, OBJECT_NOLOOP, Contract, contract
+from .contract import Contract, contract
 from .kallsyms import Kallsyms
 from .privileges import check_privileges
 from .ringbuf import Batch, MmapRing
 
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
 BTF_PATH = btfmod.VMLINUX
-NOBTF_LIMITS = ("no kernel BTF: the packet itself (addresses, ports, length, mark), its interface "
-                "and namespace cannot be read; showing reason, location, protocol and task")
 U32_NONE = 0xFFFFFFFF
 USERSPACE_FILTER = ("the filter expression runs in user space: this kernel has no bpf_loop (5.17+), so "
                     "every drop the other filters pass crosses the ring buffer")
@@ -35,10 +35,16 @@ RECORD_BATCH = 4096  # records read from the ring per batch: bounds memory per w
 
 
 class Tracer:
-    """One tracing session: start(), then poll() for events, then close()."""
+    """One tracing session of a feature: start(), then batch() or poll() for events (features
+    that stream them), then close(). Subclasses say what differs (the class attributes below
+    and _feature_config)."""
 
-    # the object to load, and its build without bpf_loop (kernels before 5.17)
-    OBJECTS = (OBJECT, OBJECT_NOLOOP)
+    # the feature's object, and its build without bpf_loop (kernels before 5.17)
+    OBJECTS: Tuple[str, str] = ("", "")
+    OBJECT_NOBTF: Optional[str] = None  # its build for kernels without BTF, if it has one
+    CONFIG = ""  # the C name of its configuration struct (`cfg` in .rodata)
+    WHAT = "this"  # what it is called in errors ("top needs kernel BTF")
+    RING = True  # it streams events through the ring buffer (else it fills maps only)
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts
@@ -48,8 +54,8 @@ class Tracer:
         self.has_reason = False
         self.btf = os.path.exists(BTF_PATH)
         self.limits: List[str] = []  # what this host cannot show, said once at start
-        self.object = self.OBJECTS[0] if self.btf else OBJECT_NOBTF
-        self.contract: Contract = contract()  # layouts and constants: droptrace.h, as compiled
+        self.object = self.OBJECTS[0] if self.btf or not self.OBJECT_NOBTF else self.OBJECT_NOBTF
+        self.contract: Contract = contract(self.OBJECTS[0])  # layouts and constants, as compiled
         self._obj: Optional[libbpf.Object] = None
         self._links: List[libbpf.Link] = []
         self._rb: Optional[MmapRing] = None
@@ -79,8 +85,6 @@ class Tracer:
             self._filter = compile_filters(o.filter, self.contract.const["DT_FILTER_MAX"])
             if not self.btf:
                 raise DroptraceError(f"filter expressions need kernel BTF ({BTF_PATH} is missing)")
-        if o.aggregate and not self.btf:
-            raise DroptraceError(f"top needs kernel BTF ({BTF_PATH} is missing)")
         if self.btf:
             kernel = features.probe(BTF_PATH)
             self.has_reason = kernel.reasons is not None
@@ -88,26 +92,12 @@ class Tracer:
                 self.reasons = kernel.reasons
             if not kernel.bpf_loop:
                 self.object = self.OBJECTS[1]
-                if self._filter and o.aggregate:
-                    raise DroptraceError("a filter expression cannot be used to count in the kernel here: "
-                                         "this kernel has no bpf_loop (5.17+); filter with --reason, "
-                                         "--netns, -i, --pid or --mark")
                 if self._filter:
                     self._user_filter = _program_filter(self._filter)
                     self._filter = None
                     self.limits.append(USERSPACE_FILTER)
         else:
-            needs = [flag for flag, on in (("--netns", o.netns), ("--interface", o.interfaces),
-                                           ("--mark", o.mark)) if on]
-            if needs:
-                verb = "needs" if len(needs) == 1 else "need"
-                raise DroptraceError(f"{', '.join(needs)} {verb} kernel BTF, which this kernel lacks "
-                                     f"({BTF_PATH}); filter by --reason or --pid instead")
-            if o.hook not in (None, "tracepoint"):
-                raise DroptraceError(f"--hook {o.hook} needs kernel BTF ({BTF_PATH} is "
-                                     "missing); only the classic tracepoint works without it")
-            o.hook = "tracepoint"
-            self.limits.append(NOBTF_LIMITS)
+            self._without_btf()
         libbpf.lib()
         ladder = [o.hook] if o.hook else list(HOOKS)
         for hook in ladder:
@@ -128,12 +118,25 @@ class Tracer:
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), o.stack, big=self.big,
                                     layouts=self.contract)
-        if not o.aggregate:
+        if self.RING:
             self._rb = MmapRing(self._obj.map("events").fd, o.ringbuf_bytes)
         self.attach_seconds = time.monotonic() - t0
 
+    def _without_btf(self) -> None:
+        """What to do on a kernel without BTF: refuse (features that need it), or settle for what
+        the classic tracepoint gives (drops, with its own object)."""
+        raise DroptraceError(f"{self.WHAT} needs kernel BTF ({BTF_PATH} is missing)")
+
+    def _feature_config(self) -> Dict[str, Union[int, bytes]]:
+        """The feature's own configuration fields (after DT_SHARED_CONFIG's), by name."""
+        return {}
+
+    def _before_load(self, obj: libbpf.Object) -> None:
+        """The feature's last changes to its object before it is loaded (map sizes)."""
+
     def _config(self, hook: str) -> Dict[str, Union[int, bytes]]:
-        """struct dt_config's fields, by name, for this hook."""
+        """The configuration struct's fields, by name, for this hook: DT_SHARED_CONFIG's, then
+        the feature's."""
         o, c = self.opts, self.contract.const
         skip = [U32_NONE, U32_NONE]
         mode, listed = c["DT_REASONS_ALL"], []
@@ -166,26 +169,24 @@ class Tracer:
         self._listed = listed
         mark, mask = o.mark if o.mark else (0, 0)
         return {
-            "has_reason": int(has_reason), "want_stack": int(o.stack),
+            "has_reason": int(has_reason),
             # filters and decoding always see the headers; a smaller --snaplen trims what is stored
             "snaplen": c["DT_SNAP_BIG"] if self.big else c["DT_SNAP_MAX"],
             "skip_reason_a": skip[0], "skip_reason_b": skip[1], "reason_mode": mode,
             "netns_on": int(bool(o.netns)), **self._netns_few(),
             "ifname_on": int(bool(o.interfaces)), "pid": o.pid,
             "mark_on": int(o.mark is not None), "mark": mark & mask, "mark_mask": mask, **tp,
-            "aggregate": int(o.aggregate), "agg_flows": int(o.aggregate and o.agg_flows),
             "filter_on": int(bool(self._filter)),
             "filter_eth_len": len(self._filter[0]) if self._filter else 0,
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
             "filter_class": self._filter_classes(),
-            "rate_limit": o.rate_limit,
             # woken once 1/16 of the ring is queued, else by MmapRing's poll timer (POLL_MS)
-            "wake_bytes": 0 if o.aggregate else o.ringbuf_bytes // 16,
-            **self._trail_config(),
+            "wake_bytes": o.ringbuf_bytes // 16 if self.RING else 0,
+            **self._feature_config(),
         }
 
     def _filter_classes(self) -> bytes:
-        """dt_config.filter_class: for each class of packets, the bytes the expression reads there
+        """The configuration's filter_class: for each class of packets, the bytes the expression reads there
         (the kernel caches its verdicts by them), or nothing (not cached)."""
         from ..packet.filter_reads import CLASSES, reads
 
@@ -216,15 +217,10 @@ class Tracer:
             few = []
         return {"netns_few_n": len(few), "netns_few": b"".join(n.to_bytes(4, "little") for n in few)}
 
-    def _trail_config(self) -> Dict[str, Union[int, bytes]]:
-        """dt_config's trail fields: unused by the drop tracer."""
-        n = self.contract.const["DT_HOOK_NUM"]
-        return {"trail_all": 0, "trail_gap_ns": 0, "trail_skb_arg": bytes(n), "trail_dev_arg": bytes(n)}
-
     def _try_hook(self, hook: str) -> None:
         if hook == "tracepoint":
             tracefs.require()
-        config = self.contract.struct("dt_config").pack(self._config(hook))
+        config = self.contract.struct(self.CONFIG).pack(self._config(hook))
         loaded = contract(self.object)  # the object to load, with its own .rodata offsets
         obj = self._obj = libbpf.Object(loaded.path)
         attach = self._programs(obj, hook)
@@ -233,10 +229,9 @@ class Tracer:
         image = bytearray(rodata.initial_value())
         image[at:at + len(config)] = config
         rodata.set_initial_value(bytes(image))
-        # top never reads the ring buffer: keep it at its smallest
-        obj.map("events").set_max_entries(4096 if self.opts.aggregate else self.opts.ringbuf_bytes)
-        if self.opts.aggregate:
-            obj.map("agg").set_key_size(self._agg_key_size)
+        # a feature that never reads the ring buffer keeps it at its smallest
+        obj.map("events").set_max_entries(self.opts.ringbuf_bytes if self.RING else 4096)
+        self._before_load(obj)
         obj.load()
         self._stats_map = obj.map("stats")
         one = b"\1"
@@ -260,7 +255,8 @@ class Tracer:
             self._links.append(obj.program(name).attach())
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
-        """Switch on the programs of this hook (the others are not even loaded); their names."""
+        """Switch on the programs of this hook (the others are not even loaded); their names.
+        The skb:kfree_skb programs (bpf/kfree_skb.bpf.h); trail has its own."""
         if self.btf:
             for h, prog in PROGRAMS.items():
                 obj.program(prog).set_autoload(h == hook)
@@ -322,54 +318,6 @@ class Tracer:
         slot = self.contract.const[name]
         raw = self._stats_map.lookup(slot.to_bytes(4, "little"), 8 * ncpu) or b""
         return sum(int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8))
-
-    def aggregates(self) -> List[Tuple[Dict[str, Union[int, bytes]], int, int, str]]:
-        """top: (key fields by name, count, bytes, ifname) for every key counted in the kernel."""
-        return [(self.aggregate_key(k), *self.aggregate_value(v)) for k, v in self.aggregate_items()]
-
-    @property
-    def _agg_key_size(self) -> int:
-        """The bytes of struct dt_agg_key the count map hashes: without flows, only its flow-less
-        prefix (reason, location, namespace, interface, protocols), a third of the key."""
-        key = self.contract.struct("dt_agg_key")
-        return key.size if self.opts.agg_flows else key.offset("saddr")
-
-    def aggregate_key(self, raw: bytes) -> Dict[str, Union[int, bytes]]:
-        """A raw key of the count map, by field name (a flow-less key reads as zero flow fields)."""
-        key = self.contract.struct("dt_agg_key")
-        return key.unpack(raw.ljust(key.size, b"\0"))
-
-    def aggregate_items(self) -> Iterator[Tuple[bytes, bytes]]:
-        """The raw (key, value) pairs of the in-kernel count map, read in batches; a value holds one
-        copy of struct dt_agg_val per possible CPU (the map is per CPU)."""
-        if self._obj is None:
-            return iter(())
-        return self._obj.map("agg").items(self._agg_key_size, self._agg_value_size())
-
-    def _agg_value_size(self) -> int:
-        one = (self.contract.struct("dt_agg_val").size + 7) // 8 * 8  # the kernel pads each copy to 8
-        return one * libbpf.num_possible_cpus()
-
-    def aggregate_value(self, raw: bytes) -> Tuple[int, int, str]:
-        """(count, bytes, ifname) of one raw value of the count map: the CPUs' copies summed."""
-        val = self.contract.struct("dt_agg_val")
-        step = (val.size + 7) // 8 * 8
-        count = nbytes = 0
-        ifname = b""
-        for at in range(0, len(raw) - val.size + 1, step):
-            fields = val.unpack(raw[at:at + val.size])
-            count += fields["count"]
-            nbytes += fields["bytes"]
-            if not ifname and fields["ifname"][:1] != b"\0":
-                ifname = fields["ifname"]
-        return count, nbytes, ifname.split(b"\0", 1)[0].decode(errors="replace")
-
-    def forget_aggregate(self, raw_key: bytes) -> Optional[Tuple[int, int]]:
-        """Delete one key from the count map; its last (count, bytes), or None if it was gone."""
-        if self._obj is None:
-            return None
-        raw = self._obj.map("agg").pop(raw_key, self._agg_value_size())
-        return None if raw is None else self.aggregate_value(raw)[:2]
 
     # -- teardown ------------------------------------------------------
     def _teardown(self) -> None:

@@ -1,21 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* droptrace: one event per dropped packet, from the skb:kfree_skb tracepoint.
- *
- * Three programs share one body, handle(), and differ only in how they
- * receive the tracepoint's arguments: tp_btf (typed, preferred), raw_tp
- * (untyped args array) and the classic tracepoint (fields at the offsets the
- * format file gives). User space enables exactly one with
- * bpf_program__set_autoload(). The reason travels as its raw enum value:
- * names come from the running kernel's BTF in user space, never from a table
- * here.
- *
- * handle() filters in order of cost (reason, namespace, device, pid, mark,
- * then the tcpdump expression), then either counts the drop (top) or writes
- * an event to the ring buffer. Each feature lives in its own header:
- *   common.bpf.h     configuration, events/stats maps, reason and pid filters
+/* The drops feature: one event per dropped packet, from skb:kfree_skb
+ * (bpf/kfree_skb.bpf.h: its three program variants and the filters), written
+ * to the ring buffer with the packet's headers, and a stack on request.
+ * Each part lives in its own header:
+ *   common.bpf.h     events/stats maps, reason and pid filters
  *   capture.bpf.h    namespace, device filters, copying the packet's headers
  *   cbpf.bpf.h       the tcpdump filter: a classic BPF interpreter
- *   aggregate.bpf.h  in-kernel counting for top
+ *   kfree_skb.bpf.h  the hook's programs and the filter chain
  *   ratelimit.bpf.h  --rate-limit
  */
 #include "vmlinux_min.h"
@@ -23,43 +14,25 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "droptrace.h"
+#include "drops.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #include "common.bpf.h"
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
-#include "aggregate.bpf.h"
+#include "kfree_skb.bpf.h"
 #include "ratelimit.bpf.h"
 
-/* direct: the skb is a typed pointer (tp_btf), its fields are loaded, not probe-read.
- * Each value is read only once a filter or the output needs it: counting a drop with no
- * filter reads the device, namespace, interface, protocol and length, nothing else. */
 static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location,
 				  __u32 reason, bool has_reason, bool direct)
 {
-	if (has_reason && !reason_wanted(reason))
-		return 0;
-
 	struct net_device *dev = DT_RD(direct, skb, dev);
-	__u32 netns = netns_of(dev, skb, direct);
+	__u32 netns;
 
-	if (!netns_wanted(netns))
+	if (!drop_wanted(skb, dev, reason, has_reason, direct, &netns))
 		return 0;
-	if (!ifname_wanted(dev))
-		return 0;
-	if (cfg.pid && !pid_wanted(bpf_get_current_pid_tgid()))
-		return 0;
-	if (cfg.mark_on && (DT_RD(direct, skb, mark) & cfg.mark_mask) != cfg.mark)
-		return 0;
-	if (cfg.filter_on && !filter_accepts(skb, dev, direct))
-		return 0;
-
 	__u32 ifindex = dev ? DT_RD(direct, dev, ifindex) : DT_RD(direct, skb, skb_iif);
-	if (cfg.aggregate) {
-		aggregate(skb, dev, location, reason, netns, ifindex, direct);
-		return 0;
-	}
 
 	if (!rate_allows())
 		return 0;
@@ -98,29 +71,4 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	return 0;
 }
 
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(dt_tp_btf, struct sk_buff *skb, void *location)
-{
-	/* ctx[2] is the reason; it exists only on kernels >= 5.17 and the
-	 * verifier skips the read when cfg.has_reason is 0. */
-	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
-	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason, true);
-}
-
-SEC("raw_tp/kfree_skb")
-int BPF_PROG(dt_raw_tp, struct sk_buff *skb, void *location)
-{
-	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
-	return handle(ctx, skb, (__u64)location, reason, cfg.has_reason, false);
-}
-
-SEC("tracepoint/skb/kfree_skb")
-int dt_tracepoint(void *ctx)
-{
-	struct dt_tp_fields f = {};
-
-	read_tp_fields(ctx, &f);
-	if (!f.skb)
-		return 0;
-	return handle(ctx, f.skb, f.location, f.reason, cfg.has_reason, false);
-}
+DT_KFREE_SKB_PROGRAMS(handle)

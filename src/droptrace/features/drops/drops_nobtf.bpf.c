@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* droptrace for kernels without BTF: no CO-RE, so nothing is read from the
+/* The drops feature for kernels without BTF: no CO-RE, so nothing is read from the
  * skb itself (its layout is unknown). The classic tracepoint's own record
  * still gives the drop reason, the location and the protocol, at offsets
  * user space takes from the event's format file.
@@ -7,6 +7,7 @@
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include "droptrace.h"
+#include "drops.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -19,6 +19,16 @@
 #include <bpf/bpf_tracing.h>
 #include "droptrace.h"
 
+struct dt_trail_config {
+	DT_SHARED_CONFIG
+	__u32 trail_all;        /* emit every trail when it ends, not only dropped ones */
+	__u64 trail_gap_ns;     /* a trail idle this long belongs to an earlier packet */
+	__u8 trail_skb_arg[DT_HOOK_NUM]; /* which tracepoint argument is the skb (this kernel's BTF) */
+	__u8 trail_dev_arg[DT_HOOK_NUM]; /* ... is the device (net_dev_xmit's, not skb->dev), or 0xff */
+};
+
+const volatile struct dt_trail_config cfg = {};
+
 char LICENSE[] SEC("license") = "GPL";
 
 #include "common.bpf.h"

@@ -1,4 +1,4 @@
-"""Loading bpf/trail.bpf.c: a BTF tracepoint (tp_btf) program per networking step, each told which of its
+"""Loading trail.bpf.c: a BTF tracepoint (tp_btf) program per networking step, each told which of its
 tracepoint's arguments is the skb.
 
 Which tracepoints exist, and where the skb is among their arguments, differ between kernels
@@ -13,14 +13,14 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from ..convert import Converter
-from ..errors import DroptraceError
-from ..event import Event
-from . import libbpf
-from .contract import OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP, Contract
-from .features import pointer_arguments, probe
-from .layout import StructLayout
-from .tracer import BTF_PATH, Tracer
+from ...convert import Converter
+from ...errors import DroptraceError
+from ...event import Event
+from ...kernel import libbpf
+from ...kernel.contract import Contract
+from ...kernel.features import pointer_arguments, probe
+from ...kernel.layout import StructLayout
+from ...kernel.tracer import BTF_PATH, Tracer
 
 HOOK_PREFIX = "DT_HOOK_"
 NO_ARG = 0xFF  # cfg.trail_skb_arg/trail_dev_arg: this tracepoint has no such argument here
@@ -45,9 +45,11 @@ class Hop:
 
 
 class TrailTracer(Tracer):
-    """The drop tracer's loader and ring buffer, with trail.bpf.o's programs: all that exist here."""
+    """The shared loader and ring buffer, with trail.bpf.o's programs: all that exist here."""
 
-    OBJECTS = (OBJECT_TRAIL, OBJECT_TRAIL_NOLOOP)
+    OBJECTS = ("trail.bpf.o", "trail_noloop.bpf.o")
+    CONFIG = "dt_trail_config"
+    WHAT = "trail"
 
     def __init__(self, opts, every: bool = False) -> None:  # type: ignore[no-untyped-def]
         super().__init__(opts)
@@ -88,7 +90,7 @@ class TrailTracer(Tracer):
                 names.append(prog)
         return names
 
-    def _trail_config(self) -> Dict[str, Union[int, bytes]]:
+    def _feature_config(self) -> Dict[str, Union[int, bytes]]:
         n = self.contract.const["DT_HOOK_NUM"]
         skb, dev = bytearray([NO_ARG] * n), bytearray([NO_ARG] * n)
         for value, name in self._hooks.items():

@@ -1,20 +1,13 @@
-"""`droptrace trail`: the path each dropped packet took through the kernel, from tracepoints.
-
-By default only packets that end dropped are shown (the kernel discards the others' trails);
-with --all, every tracked packet's trail when it ends: dropped, delivered to a socket,
-transmitted, or consumed.
-"""
+"""Trails as text blocks or JSON objects, one per packet, made once per shape in a storm."""
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..event import Event, dumps, iso_time
-from ..formats.out import Output
-from ..kernel.ringbuf import Batch
-from ..kernel.trail import Hop, TrailTracer, mono_to_wall_ns
-from .common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
+from ...event import Event, dumps, iso_time
+from ...formats.out import Output
+from ...kernel.ringbuf import Batch
+from .tracer import Hop, TrailTracer, mono_to_wall_ns
 
 RECEIVE = ("netif_receive_skb", "netif_rx", "napi_gro_receive_entry")
 
@@ -174,38 +167,3 @@ def _interleave(parts: List[bytes], values: List[bytes]) -> bytes:
     for v, part in zip(values, parts[1:]):
         out += [v, part]
     return b"".join(out)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="droptrace trail", description=(
-        "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
-        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
-        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen "
-        "(received, queued to a device, or dropped)."))
-    p.add_argument("--all", action="store_true",
-                   help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
-                   "consumed)")
-    p.add_argument("--json", action="store_true", help="one JSON object per packet")
-    add_run_options(p, "packets")
-    add_trace_options(p, hook=False, pid=False)
-    return p
-
-
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
-    tracer = TrailTracer(options(args), every=args.all)
-    names = None
-    try:
-        from ..enrich import Enricher
-
-        names = Enricher()
-    except OSError:
-        pass
-    sink = TrailWriter(Output.stdout(), tracer, args.json, names)
-    shown, lost = trace_loop(tracer, sink, args.count, args.duration)
-    if tracer.hook:
-        eprint(f"droptrace trail: {shown} packets shown, {lost} lost (ring buffer full)")
-    return 0
-
-
-__all__ = ["main", "TrailWriter", "verdict_of"]

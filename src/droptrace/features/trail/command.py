@@ -1,0 +1,50 @@
+"""`droptrace trail`: the path each dropped packet took through the kernel, from tracepoints.
+
+By default only packets that end dropped are shown (the kernel discards the others' trails);
+with --all, every tracked packet's trail when it ends: dropped, delivered to a socket,
+transmitted, or consumed.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from ...commands.common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
+from ...formats.out import Output
+from .output import TrailWriter
+from .tracer import TrailTracer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="droptrace trail", description=(
+        "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
+        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
+        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen "
+        "(received, queued to a device, or dropped)."))
+    p.add_argument("--all", action="store_true",
+                   help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
+                   "consumed)")
+    p.add_argument("--json", action="store_true", help="one JSON object per packet")
+    add_run_options(p, "packets")
+    add_trace_options(p, hook=False, pid=False)
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    tracer = TrailTracer(options(args), every=args.all)
+    names = None
+    try:
+        from ...enrich import Enricher
+
+        names = Enricher()
+    except OSError:
+        pass
+    sink = TrailWriter(Output.stdout(), tracer, args.json, names)
+    shown, lost = trace_loop(tracer, sink, args.count, args.duration)
+    if tracer.hook:
+        eprint(f"droptrace trail: {shown} packets shown, {lost} lost (ring buffer full)")
+    return 0
+
+
+__all__ = ["main", "build_parser"]
