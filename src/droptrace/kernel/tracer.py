@@ -76,51 +76,64 @@ class Tracer:
 
     # -- setup ---------------------------------------------------------
     def start(self) -> None:
+        """Check, compile the filters, learn the kernel, attach, and get ready to read."""
         t0 = time.monotonic()
         check_privileges()
-        o = self.opts
-        if o.filter:
-            from ..packet.filter import compile_filters
-
-            self._filter = compile_filters(o.filter, self.contract.const["DT_FILTER_MAX"])
-            if not self.btf:
-                raise DroptraceError(f"filter expressions need kernel BTF ({BTF_PATH} is missing)")
+        self._compile_filter()
         if self.btf:
-            kernel = features.probe(BTF_PATH)
-            self.has_reason = kernel.reasons is not None
-            if self.has_reason:
-                self.reasons = kernel.reasons
-            if not kernel.bpf_loop:
-                self.object = self.OBJECTS[1]
-                if self._filter:
-                    self._user_filter = _program_filter(self._filter)
-                    self._filter = None
-                    self.limits.append(USERSPACE_FILTER)
+            self._learn_kernel()
         else:
             self._without_btf()
+        self._attach()
+        self._kallsyms = Kallsyms.load()
+        self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
+                                    time.time_ns() - time.monotonic_ns(), self.opts.stack, big=self.big,
+                                    layouts=self.contract)
+        if self.RING:
+            self._rb = MmapRing(self._obj.map("events").fd, self.opts.ringbuf_bytes)
+        self.attach_seconds = time.monotonic() - t0
+
+    def _compile_filter(self) -> None:
+        """The tcpdump expression, compiled by libpcap into its two classic BPF programs."""
+        if not self.opts.filter:
+            return
+        from ..packet.filter import compile_filters
+
+        self._filter = compile_filters(self.opts.filter, self.contract.const["DT_FILTER_MAX"])
+        if not self.btf:
+            raise DroptraceError(f"filter expressions need kernel BTF ({BTF_PATH} is missing)")
+
+    def _learn_kernel(self) -> None:
+        """The reasons and bpf_loop from the shared probe (kernel/features.py): without bpf_loop,
+        the object built without it, and the expression run in user space."""
+        kernel = features.probe(BTF_PATH)
+        self.has_reason = kernel.reasons is not None
+        if self.has_reason:
+            self.reasons = kernel.reasons
+        if not kernel.bpf_loop:
+            self.object = self.OBJECTS[1]
+            if self._filter:
+                self._user_filter = _program_filter(self._filter)
+                self._filter = None
+                self.limits.append(USERSPACE_FILTER)
+
+    def _attach(self) -> None:
+        """The hook ladder: each rung loaded and attached until one works (or the forced one)."""
         libbpf.lib()
-        ladder = [o.hook] if o.hook else list(HOOKS)
+        ladder = [self.opts.hook] if self.opts.hook else list(HOOKS)
         for hook in ladder:
             try:
                 self._try_hook(hook)
                 self.hook = hook
-                break
+                return
             except libbpf.BpfError as e:
                 self._teardown()
                 self.fallbacks.append((hook, _why(e)))
             except BaseException:
                 self._teardown()
                 raise
-        if self.hook is None:
-            tried = "; ".join(f"{h}: {w}" for h, w in self.fallbacks)
-            raise DroptraceError(f"could not attach to skb:kfree_skb ({tried})")
-        self._kallsyms = Kallsyms.load()
-        self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
-                                    time.time_ns() - time.monotonic_ns(), o.stack, big=self.big,
-                                    layouts=self.contract)
-        if self.RING:
-            self._rb = MmapRing(self._obj.map("events").fd, o.ringbuf_bytes)
-        self.attach_seconds = time.monotonic() - t0
+        tried = "; ".join(f"{h}: {w}" for h, w in self.fallbacks)
+        raise DroptraceError(f"could not attach to skb:kfree_skb ({tried})")
 
     def _without_btf(self) -> None:
         """What to do on a kernel without BTF: refuse (features that need it), or settle for what
