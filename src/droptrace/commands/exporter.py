@@ -3,9 +3,11 @@
 The BPF program counts drops in its hash map (the `top` aggregation); nothing
 crosses to user space per drop. On each scrape the map is read and every
 kernel key is turned into a label set, once: the assignment is sticky, so a
-series only ever grows. Past --max-series label sets, new ones are folded into
-a series whose labels other than `reason` read `other`, so `sum by (reason)`
-stays exact and the series count stays bounded.
+series only ever grows. --max-series bounds the label sets, the folded ones
+included: a slot is kept for the `other` series of each reason the exporter can
+count (labels other than `reason` read `other`, so `sum by (reason)` stays
+exact), and one for a reason no list named (every label `other`); the ordinary
+label sets get the rest, and new ones past that are folded.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..convert import describe_aggregate
@@ -70,6 +72,17 @@ def listen_address(text: str) -> Tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+def reasons_counted(tracer: Tracer) -> FrozenSet[str]:
+    """The values the reason label can take for the drops this tracer counts (--reason,
+    --exclude-reason): each may need its own folded series."""
+    r, o = tracer.reasons, tracer.opts
+    if not tracer.has_reason or r is None:
+        return frozenset({""})
+    if o.reasons:
+        return frozenset(r.name(r.value(n)) for n in o.reasons)
+    return frozenset(r.all_names().values()) - {r.name(r.value(n)) for n in o.exclude_reasons}
+
+
 @dataclass
 class KeyState:
     """One kernel key: its label set, its counts as last read, and when its count last moved."""
@@ -93,6 +106,15 @@ class Series:
         self.tracer = tracer
         self.labels = tuple(labels)
         self.max_series = max_series
+        # Slots kept for folded label sets: one per reason that can be counted, one for the rest.
+        self.fold_reasons = reasons_counted(tracer) if "reason" in self.labels else frozenset()
+        self.ordinary_cap = max_series - len(self.fold_reasons) - 1
+        if self.ordinary_cap < 1:
+            kept = len(self.fold_reasons) + 1
+            raise UsageError(f"--max-series {max_series} leaves no room: {kept} label sets are kept for "
+                             f"the '{OTHER}' series of the {kept - 1} reasons counted and the rest; give "
+                             f"more than {kept}, or fewer reasons (--reason)")
+        self.ordinary = 0  # label sets that are not folded ones
         self.ephemeral_from = ephemeral_from
         self.enricher = enricher
         self.forget_after = forget_after
@@ -126,9 +148,14 @@ class Series:
 
     def _label_set(self, raw_key: bytes, ifname: str) -> tuple:
         values = self._values(self.tracer.aggregate_key(raw_key), ifname)
-        if values not in self.totals and len(self.totals) >= self.max_series:
+        if values in self.totals:
+            return values
+        if self.ordinary < self.ordinary_cap:
+            self.ordinary += 1
+        else:
             self.folded += 1
-            values = tuple(v if n == "reason" else OTHER for n, v in zip(self.labels, values))
+            keep = dict(zip(self.labels, values)).get("reason") in self.fold_reasons
+            values = tuple(v if n == "reason" and keep else OTHER for n, v in zip(self.labels, values))
         self.totals.setdefault(values, [0, 0])
         return values
 
@@ -246,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(n for n in LABELS if n not in DEFAULT_LABELS)})")
     p.add_argument("--max-series", type=positive("--max-series"),
                    default=DEFAULT_MAX_SERIES, metavar="N",
-                   help=f"label sets at most; new ones past N are folded into '{OTHER}' (default "
-                   f"{DEFAULT_MAX_SERIES})")
+                   help=f"label sets at most, the folded ones included: one is kept for the '{OTHER}' "
+                   "series of each reason counted (so that sums by reason stay exact) and one for any "
+                   f"other; new label sets past the rest are folded (default {DEFAULT_MAX_SERIES})")
     p.add_argument("--ephemeral-from", type=port_number,
                    default=EPHEMERAL_FROM, metavar="PORT",
                    help=f"dport label: ports from here up read 'ephemeral' (default {EPHEMERAL_FROM})")
