@@ -30,7 +30,8 @@ from ..web.config import load as load_web_config
 from ..web.server import WebServer
 from .common import Parser, add_trace_options, announce, arg, eprint, options, positive, stop_requested
 
-LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
+LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid",
+          "container_name", "pod", "pod_namespace")
 DEFAULT_LABELS = ("reason", "netns", "ifname")
 DEFAULT_LISTEN = "127.0.0.1:9587"
 DEFAULT_MAX_SERIES = 2000
@@ -38,7 +39,7 @@ EPHEMERAL_FROM = 32768  # Linux's default ip_local_port_range starts here
 FORGET_AFTER = 300.0  # seconds a kernel key may stay idle before it is deleted from the map
 UPDATE_EVERY = 30.0  # read the map at least this often, scraped or not, so idle keys are forgotten
 FLOW_LABELS = ("l4", "dport")  # these need the flow parsed in the kernel
-ENRICHED = ("netns_name", "container", "pod_uid")
+ENRICHED = ("netns_name", "container", "pod_uid", "container_name", "pod", "pod_namespace")
 OTHER = "other"
 
 
