@@ -267,3 +267,20 @@ def test_a_failing_page_is_a_500_and_one_line(served):
     s = served(handle=broken)
     assert s.request()[0] == 500
     assert s.log == ["droptrace exporter: answering /metrics failed: RuntimeError: no map"]
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+_keys = st.sampled_from(["tls_server_config", "basic_auth_users", "http_server_config", "cert_file",
+                         "key_file", "client_auth_type", "client_ca_file", "min_version", "headers",
+                         "client_allowed_sans", "prometheus", "x"])
+_docs = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner,
+                                                                                           max_size=4),
+                     max_leaves=12)
+
+
+@given(_docs)
+def test_any_document_is_a_config_or_one_line(doc):
+    try:
+        web_config.parse(doc, "/nonexistent/web.yml")
+    except UsageError as e:
+        assert "\n" not in str(e)
