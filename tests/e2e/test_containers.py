@@ -128,6 +128,21 @@ def daemonset_container() -> tuple:
     return c["command"] + c["args"], c["securityContext"]["capabilities"]["add"], paths, web
 
 
+def build_options(tmp_path: Path) -> list:
+    """podman build's options here. --no-cache: podman 4.3 (buildah 1.28) does not find a cached stage's
+    files for `RUN --mount=type=bind,from=build` (a fresh build does). Docker format: HEALTHCHECK kept.
+    The host's network, so no bridge or firewall rule is made. Where pip is told to trust a CA of the
+    host's (a proxy that signs PyPI's certificate, as on our machines), RUN steps see it too, through
+    volumes that are not part of the image."""
+    options = ["--no-cache", "--format", "docker", "--runtime", "runc", "--network", "host"]
+    ca = os.environ.get("PIP_CERT")
+    if ca and Path(ca).is_file():
+        conf = tmp_path / "pip.conf"
+        conf.write_text("[global]\ncert = /build-ca.crt\n")
+        options += ["-v", f"{ca}:/build-ca.crt:ro", "-v", f"{conf}:/etc/pip.conf:ro"]
+    return options
+
+
 @pytest.mark.skipif(os.environ.get("DROPTRACE_TEST_IMAGE") != "1",
                     reason="builds the image (minutes): make test-image, or DROPTRACE_TEST_IMAGE=1")
 def test_the_image_runs_the_exporter(base_image, containers, lab, prometheus, tmp_path):  # noqa: F811
@@ -140,9 +155,8 @@ def test_the_image_runs_the_exporter(base_image, containers, lab, prometheus, tm
 
     from .test_cli import no_ports, wait_no_ports
 
-    build = subprocess.run(["podman", "build", "--runtime", "runc", "--network", "host", "-f",
-                            "deploy/Containerfile", "-t", IMAGE, "."], cwd=ROOT_DIR, capture_output=True,
-                           text=True, timeout=1800)
+    build = subprocess.run(["podman", "build", *build_options(tmp_path), "-f", "deploy/Containerfile", "-t",
+                            IMAGE, "."], cwd=ROOT_DIR, capture_output=True, text=True, timeout=1800)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     try:
         argv, caps, paths, web = daemonset_container()
