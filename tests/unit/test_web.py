@@ -18,7 +18,7 @@ from droptrace.web import config as web_config
 from droptrace.web.http import BadRequest, Response, parse_head, render
 from droptrace.web.server import MAX_HEAD, WebServer
 
-from .tls_files import PASSWORD, USER, make_tls_files
+from .tls_files import PASSWORD, USER, make_client_cert, make_tls_files
 
 # --- request heads ----------------------------------------------------------------------------------
 
@@ -188,6 +188,27 @@ def test_tls_and_basic_auth(served, tls):
     assert s.request("/healthz", context=ctx)[0] == 200  # probes need no credentials
     with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
         s.request(headers=basic(USER, PASSWORD))  # plain HTTP to a TLS port: no answer
+
+
+def test_client_certificates(served, tls):
+    """RequireAndVerifyClientCert with client_ca_file and client_allowed_sans: a client without a
+    certificate, or with one naming another client, gets no answer; the allowed one does."""
+    good, other = make_client_cert(tls, "prometheus-a"), make_client_cert(tls, "someone-else")
+    path = tls.config.parent / "mtls.yml"
+    path.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                    "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+                    "  client_allowed_sans: [prometheus-a]\n")
+    s = served(web_config.load(str(path)))
+
+    def context(cert=None):
+        ctx = ssl.create_default_context(cafile=str(tls.ca))
+        if cert:
+            ctx.load_cert_chain(*map(str, cert))
+        return ctx
+    assert s.request(context=context(good))[:2] == (200, b"page /metrics\n")
+    for ctx in (context(), context(other)):
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+            s.request(context=ctx)
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(served):

@@ -40,3 +40,14 @@ def make_tls_files(where: Path, rounds: int = 4) -> TlsFiles:
     config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
                       f"basic_auth_users:\n  {USER}: '{hashed}'\n")
     return TlsFiles(where / "ca.crt", where / "server.crt", where / "server.key", config)
+
+
+def make_client_cert(tls: TlsFiles, name: str) -> tuple:
+    """(certificate, key) of a client signed by tls's CA, with `name` as its DNS subjectAltName."""
+    where = tls.ca.parent
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=where)
+    (where / f"{name}.ext").write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=where)
+    return where / f"{name}.crt", where / f"{name}.key"
