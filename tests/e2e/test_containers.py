@@ -130,11 +130,12 @@ def daemonset_container() -> tuple:
 
 def build_options(tmp_path: Path) -> list:
     """podman build's options here. --no-cache: podman 4.3 (buildah 1.28) does not find a cached stage's
-    files for `RUN --mount=type=bind,from=build` (a fresh build does). Docker format: HEALTHCHECK kept.
+    files for `RUN --mount=type=bind,from=build` (a fresh build does); --layers=false leaves no image of
+    the build stage behind. Docker format: HEALTHCHECK kept.
     The host's network, so no bridge or firewall rule is made. Where pip is told to trust a CA of the
     host's (a proxy that signs PyPI's certificate, as on our machines), RUN steps see it too, through
     volumes that are not part of the image."""
-    options = ["--no-cache", "--format", "docker", "--runtime", "runc", "--network", "host"]
+    options = ["--no-cache", "--layers=false", "--format", "docker", "--runtime", "runc", "--network", "host"]
     ca = os.environ.get("PIP_CERT")
     if ca and Path(ca).is_file():
         conf = tmp_path / "pip.conf"
@@ -144,7 +145,7 @@ def build_options(tmp_path: Path) -> list:
 
 
 @pytest.mark.skipif(os.environ.get("DROPTRACE_TEST_IMAGE") != "1",
-                    reason="builds the image (minutes): make test-image, or DROPTRACE_TEST_IMAGE=1")
+                    reason="builds the image (a 300 MB download): make test-image, or DROPTRACE_TEST_IMAGE=1")
 def test_the_image_runs_the_exporter(base_image, containers, lab, prometheus, tmp_path):  # noqa: F811
     """deploy/Containerfile built with podman; the exporter run from it with the DaemonSet's command line,
     capabilities (all others dropped), read-only mounts and a read-only root; a real Prometheus scrapes it
