@@ -54,7 +54,7 @@ def test_nft_monitor_trace_gives_the_dropping_rule():
     lines = (DATA / "monitor-trace.txt").read_text().splitlines()
     got = verdicts(lines)
     assert got == {("10.9.0.1", "10.9.0.2", 40931, 7777):
-                   "nft trace: table inet filter, chain input: rule `udp dport 7777 counter drop` gave "
+                   "table inet filter, chain input: rule `udp dport 7777 counter drop` gave "
                    "verdict drop"}
 
 
@@ -62,7 +62,7 @@ def test_nft_monitor_trace_policy_drop():
     lines = ['trace id 1 ip filter input packet: iif "eth0" ip saddr 10.0.0.1 ip daddr 10.0.0.2 '
              'tcp sport 5 tcp dport 22 tcp flags == syn',
              "trace id 1 ip filter input policy drop "]
-    want = "nft trace: table ip filter, chain input: the chain's policy gave verdict drop"
+    want = "table ip filter, chain input: the chain's policy gave verdict drop"
     assert verdicts(lines) == {("10.0.0.1", "10.0.0.2", 5, 22): want}
 
 

@@ -70,9 +70,13 @@ def inspect(groups: List[Any], nft_verdicts: Optional[Dict[Tuple, str]] = None) 
             except (OSError, ValueError) as e:  # a host oddity must not cost the whole report
                 findings = [Finding(check.__name__, "unknown", f"the check failed: {e}")]
             if check is generic:
-                others = [x for x in groups if x.reason == g.reason and x is not g]
-                if others:
-                    where = ", ".join(f"{x.location} ({x.count})" for x in others[:3])
+                elsewhere: Dict[str, int] = {}
+                for x in groups:
+                    if x.reason == g.reason and x.location != g.location:
+                        elsewhere[x.location] = elsewhere.get(x.location, 0) + x.count
+                if elsewhere:
+                    where = ", ".join(f"{loc} ({n})" for loc, n in
+                                      sorted(elsewhere.items(), key=lambda x: -x[1])[:3])
                     findings.insert(1, Finding("other locations", "info", f"same reason also at {where}"))
         if nft_verdicts:
             verdict = nft_verdicts.get(_flow_key(g.sample))
@@ -99,18 +103,25 @@ def render(report: Dict[str, Any]) -> str:
         lines.append("no drops matched while watching: nothing to diagnose")
     for i, g in enumerate(report["groups"], 1):
         f = g["flow"]
-        src = f"{f['saddr']}" + (f":{f['sport']}" if f.get("sport") is not None else "")
-        dst = f"{f['daddr']}" + (f":{f['dport']}" if f.get("dport") is not None else "")
+        src, dst = _endpoint(f["saddr"], f.get("sport")), _endpoint(f["daddr"], f.get("dport"))
         flow = f"{f['l4'] or f['l3'] or '?'} {src} -> {dst}" if f.get("saddr") else f"{f['l3'] or '?'}"
         ns = g["netns_name"] or g["netns"]
-        lines += ["", f"[{i}] {g['reason'] or '(no reason)'} x{g['count']}  {flow}  on {g['ifname'] or '?'} "
-                  f"in netns {ns}", f"    at {g['location']}"]
+        where = (f"  on {g['ifname']}" if g["ifname"] else "") + (f" in netns {ns}" if ns is not None else "")
+        lines += ["", f"[{i}] {g['reason'] or '(no reason)'} x{g['count']}  {flow}{where}",
+                  f"    at {g['location']}"]
         lines += textwrap.wrap(g["summary"] or "", 100, initial_indent="    ", subsequent_indent="    ")
         for x in g["findings"]:
             lines += textwrap.wrap(f"{x['check']}: {x['detail']}", 100,
                                    initial_indent=f"  {MARKS.get(x['result'], '--')} ",
                                    subsequent_indent="       ")
     return "\n".join(lines) + "\n"
+
+
+def _endpoint(addr: Optional[str], port: Optional[int]) -> str:
+    """10.0.0.1:53, [2001:db8::1]:53, or the address alone without a port."""
+    if port is None:
+        return str(addr)
+    return f"[{addr}]:{port}" if addr and ":" in addr else f"{addr}:{port}"
 
 
 def build_parser() -> argparse.ArgumentParser:

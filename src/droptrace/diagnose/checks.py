@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..event import Event
 from . import nft, sockets
@@ -78,6 +78,18 @@ def no_socket(g: Group, ns: Netns) -> List[Finding]:
         return [Finding("listeners", "info", f"a socket now listens on {s.endpoint()}, {s.owner()}: it was "
                         "started or bound after the drop, or is bound to a device "
                         f"({s.device or 'none here'}) the packet did not arrive on")]
+    v6only = [s for s in on_port if s.addr == "::" and e.l3 == "ipv4"]
+    if v6only:
+        s = v6only[0]
+        return [Finding("listeners", "cause", f"nothing takes IPv4 on {_dst(g)}: {s.endpoint()}, "
+                        f"{s.owner()}, is the IPv6 wildcard with IPV6_V6ONLY set (ss shows a dual-stack "
+                        "socket as *, a v6-only one as [::]), so IPv4 packets to its port find no socket"),
+                Finding("what would change it", "info",
+                        "clear IPV6_V6ONLY before bind (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0); "
+                        "many servers have an option for it, e.g. ipv6only=off), or also listen on "
+                        f"0.0.0.0:{e.dport}; sockets that do not set it follow "
+                        f"{ns.setting('net.ipv6.bindv6only')} (`sysctl -w net.ipv6.bindv6only=0`, for "
+                        "sockets opened afterwards)")]
     if on_port:
         others = "; ".join(f"a socket is bound to {s.endpoint()}, {s.owner()}" for s in on_port)
         return [Finding("listeners", "cause", f"nothing listens on {_dst(g)}; {others} "
@@ -105,9 +117,19 @@ def receive_buffer(g: Group, ns: Netns) -> List[Finding]:
     settings = ["net.core.rmem_default", "net.core.rmem_max"]
     if g.reason == "PROTO_MEM" or g.proto == "udp":
         settings.append("net.ipv4.udp_mem" if g.proto == "udp" else "net.ipv4.tcp_mem")
-    values = ", ".join(f"{k}={ns.sysctl(k)}" for k in settings)
+    values = ", ".join(ns.setting(k) for k in settings)
     out.append(Finding("sysctls", "info", f"{values} (SO_RCVBUF is capped by rmem_max; the protocol's "
                        "memory limit is in pages)"))
+    if g.reason in ("SOCKET_RCVBUFF", "SOCKET_BACKLOG"):
+        biggest = max((s.rcvbuf or 0 for s in match), default=0)
+        want = max(4 * biggest, 4 << 20)
+        out.append(Finding("what would change it", "info",
+                           "a reader that keeps up (more threads, less work per packet), or a bigger receive "
+                           "buffer: the application sets SO_RCVBUF (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, "
+                           f"{want}); the kernel doubles it and caps it at net.core.rmem_max, so first "
+                           f"`sysctl -w net.core.rmem_max={want}`); sockets that do not set it get "
+                           f"net.core.rmem_default (`sysctl -w net.core.rmem_default={want}`)"
+                           + (f" in namespace {ns.label}" if ns.path else "")))
     if g.reason == "PROTO_MEM":
         stat = ns.read("/proc/net/sockstat") or ""
         line = next((ln for ln in stat.splitlines() if ln.startswith(("UDP:", "TCP:"))
@@ -129,19 +151,9 @@ def netfilter(g: Group, ns: Netns) -> List[Finding]:
     else:
         texts = nft.rule_texts(ns.run(["nft", "-a", "list", "ruleset"]).out)
         try:
-            rules = nft.drop_rules(nft.parse_json(r.out), pkt, texts)
+            out += nft_findings(nft.parse_json(r.out), pkt, hook(e), way, texts, ns.label)
         except ValueError as exc:
-            rules = []
             out.append(Finding("nftables", "unknown", str(exc)))
-        for m in rules[:5]:
-            where = f"table {m.family} {m.table}, chain {m.chain}" + (
-                f", handle {m.handle}" if m.handle is not None else "")
-            extra = f" (not evaluated: {', '.join(m.unevaluated)})" if m.unevaluated else ""
-            out.append(Finding("nftables", "cause" if m.fit == "matches" else "info",
-                               f"{where}: `{m.text}` {m.fit} this packet{extra}"))
-        if r.ok and not rules:
-            out.append(Finding("nftables", "ok", f"no nftables rule in namespace {ns.label} drops or "
-                               "rejects a packet like this one"))
     for tool in ("iptables-save", "ip6tables-save"):
         x = ns.run([tool])
         if x.ok:
@@ -150,6 +162,64 @@ def netfilter(g: Group, ns: Netns) -> List[Finding]:
             for ln in drops[:5]:
                 out.append(Finding("iptables", "info", f"{tool}: {ln}"))
     return out
+
+
+def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optional[str],
+                 texts: Dict[Tuple[str, str, str, int], str], label: str) -> List[Finding]:
+    """What the packet met at its hook (or at each hook it may have met, the hook unknown):
+    the rule that drops it (`cause` only for the rule it reaches that drops it), the
+    undecidable rules that may decide first, in order, and the other rules that may drop it."""
+    hooks = [at] if at else list(_HOOKS_BY_WAY.get(way, _HOOKS_BY_WAY[None]))
+    evaluations = [nft.evaluate(ruleset, pkt, h, texts) for h in hooks]
+    causes = [(ev, ev.cause()) for ev in evaluations if ev.cause() is not None]
+    sure = at is not None or len(causes) == 1
+    out: List[Finding] = []
+    for ev in evaluations:
+        cause = ev.cause()
+        others = ev.others()
+        if cause is None and not others:
+            if at is not None:
+                out.append(Finding("nftables", "ok", f"hook {ev.hook}: no nftables rule in namespace {label} "
+                                   "drops or rejects a packet like this one"
+                                   + (f" (base chains: {', '.join(ev.chains)})" if ev.chains else "")))
+            continue
+        out.append(Finding("nftables", "info", f"hook {ev.hook}" + ("" if at else " (the hook is not known: "
+                           "each one the packet may have met is evaluated)") + ", base chains in the "
+                           f"order the kernel runs them: {', '.join(ev.chains)}"))
+        if cause is not None:
+            step = cause.by
+            assert step is not None
+            if step.fit == nft.MATCHES:
+                detail = (f"{step.where()}: `{step.text}` drops this packet: the first rule on its way "
+                          "that does")
+            else:
+                detail = (f"{step.where()}: `{step.text}` is the only rule that can drop this packet here, "
+                          f"if it matched (not evaluated: {_why(step)})")
+            out.append(Finding("nftables", "cause" if sure else "info", detail))
+            for s, taken in ev.undecided(cause):
+                out.append(Finding("nftables", "info", (
+                    f"may decide first: {s.where()}: `{s.text}`" if not taken else
+                    f"on this way, {s.where()}: `{s.text}` matched") + f" (not evaluated: {_why(s)})"))
+        if others:
+            lead = "other rules that may drop it instead" if cause else "no rule drops it for sure; these may"
+            for w in others:
+                s = w.by
+                assert s is not None
+                ifs = [f"`{a.text}` {'matched' if taken else 'did not match'}" for a, taken in w.assumed
+                       if a != s]
+                out.append(Finding("nftables", "info", f"{lead}: {s.where()}: `{s.text}` (not evaluated: "
+                                   f"{_why(s)})" + (f", on the way where {', '.join(ifs)}" if ifs else "")))
+        if ev.truncated:
+            out.append(Finding("nftables", "info", f"more undecidable rules than {nft.MAX_WAYS} ways: the "
+                               "rest were taken as not matching"))
+    if not out:
+        out.append(Finding("nftables", "ok", f"no nftables rule in namespace {label} drops or rejects a "
+                           f"packet like this one at {', '.join(hooks)}"))
+    return out
+
+
+def _why(s: nft.Step) -> str:
+    return ", ".join(s.unevaluated) or "?"
 
 
 def rp_filter(g: Group, ns: Netns) -> List[Finding]:
@@ -277,6 +347,28 @@ def generic(g: Group, ns: Netns) -> List[Finding]:
 
 _RECEIVE = ("ip_rcv", "ipv6_rcv", "__netif_receive_skb", "ip_forward", "ip6_forward", "br_handle_frame")
 _SEND = ("ip_output", "ip6_output", "__ip_local_out", "__ip6_local_out", "ip_finish_output", "dev_queue_xmit")
+
+
+# the function that calls nf_hook_slow for each netfilter hook (IPv4, IPv6, ARP, netdev)
+_HOOK_CALLERS = {
+    "ip_rcv": "prerouting", "ip_sublist_rcv": "prerouting", "ipv6_rcv": "prerouting",
+    "ip6_sublist_rcv": "prerouting", "ip_local_deliver": "input", "ip6_input": "input", "arp_rcv": "input",
+    "ip_forward": "forward", "ip6_forward": "forward", "__ip_local_out": "output",
+    "__ip6_local_out": "output", "arp_xmit": "output", "ip_output": "postrouting",
+    "ip6_output": "postrouting",
+    "__netif_receive_skb_core": "ingress", "__dev_queue_xmit": "egress"}
+_HOOKS_BY_WAY: Dict[Optional[str], Tuple[str, ...]] = {
+    "in": ("ingress", "prerouting", "input", "forward"), "out": ("output", "postrouting", "egress"),
+    None: nft.HOOKS}
+
+
+def hook(e: Event) -> Optional[str]:
+    """The netfilter hook a NETFILTER_DROP happened at: the frame that called nf_hook_slow."""
+    frames = [f.split("+", 1)[0].split(".", 1)[0] for f in e.stack or ()]
+    for i, fn in enumerate(frames[:-1]):
+        if fn in ("nf_hook_slow", "nf_hook_slow_list"):
+            return _HOOK_CALLERS.get(frames[i + 1])
+    return None
 
 
 def direction(e: Event) -> Optional[str]:

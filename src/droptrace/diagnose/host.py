@@ -73,12 +73,24 @@ class Netns:
         text = self.read("/proc/sys/" + name.replace(".", "/"))
         return None if text is None else " ".join(text.split())
 
+    def setting(self, name: str) -> str:
+        """`name=value` as a person reads it: host-wide settings (udp_mem, tcp_mem...) are not
+        visible inside a namespace, so they are read in droptrace's own and said to be."""
+        value = self.sysctl(name)
+        if value is not None:
+            return f"{name}={value}"
+        if self.path is not None:
+            value = Netns(None, None, "").sysctl(name)
+            if value is not None:
+                return f"{name}={value} (host-wide)"
+        return f"{name}: not on this kernel"
+
 
 def find(inode: Optional[int]) -> Optional[Netns]:
     """The namespace with this inode, if anything still names it (None: it is gone)."""
     own = os.stat("/proc/self/ns/net").st_ino
     if inode is None or inode == own:
-        return Netns(own, None, "this namespace")
+        return Netns(own, None, f"{own} (droptrace's own)")
     try:
         names = sorted(os.listdir(NETNS_RUN))
     except OSError:

@@ -168,7 +168,7 @@ def verdicts(lines: Sequence[str]) -> Dict[FlowKey, str]:
         if v and tid in flows:
             rule = v.group(1)
             what = f"rule `{_uncounted(rule)}`" if rule else "the chain's policy"
-            out[flows[tid]] = (f"nft trace: table {family} {table}, chain {chain}: {what} gave verdict "
+            out[flows[tid]] = (f"table {family} {table}, chain {chain}: {what} gave verdict "
                                f"{v.group(2) or v.group(3)}")
     return out
 
