@@ -104,3 +104,62 @@ def test_tc_stats_numbers():
     line = "Sent 4240 bytes 4 pkt (dropped 46, overlimits 50 requeues 0)"
     assert _number_after(line, "dropped") == 46 and _number_after(line, "overlimits") == 50
     assert _number_after("nothing here", "dropped") == 0
+
+
+# --- routes: the kernel's choice worked out from `ip -j rule/route show` (as iproute2 6.1 prints them)
+
+RULES4 = [{"priority": 0, "src": "all", "table": "local"},
+          {"priority": 100, "src": "192.0.2.0", "srclen": 24, "table": "7"},
+          {"priority": 200, "src": "all", "fwmark": "0x1", "table": "8"},
+          {"priority": 32766, "src": "all", "table": "main"}]
+ROUTES4 = [{"dst": "default", "gateway": "198.18.0.254", "dev": "eth1", "flags": []},
+           {"dst": "198.18.0.0/24", "dev": "eth0", "protocol": "kernel", "scope": "link", "flags": []},
+           {"dst": "203.0.113.0/24", "dev": "eth0", "metric": 10, "flags": []},
+           {"dst": "203.0.113.0/24", "dev": "eth2", "metric": 5, "flags": []},
+           {"type": "blackhole", "dst": "198.51.100.0/24", "flags": []},
+           {"dst": "default", "dev": "eth3", "table": "7", "flags": []},
+           {"type": "local", "dst": "198.18.0.2", "dev": "eth0", "table": "local", "flags": []}]
+
+
+def test_route_choice():
+    from ipaddress import ip_address
+
+    from droptrace.diagnose.routes import choose
+
+    def via(dst, src=None):
+        got = choose(RULES4, ROUTES4, ip_address(dst), src)
+        return got.route and (got.route.table, got.route.dev, got.route.gateway), got.skipped
+
+    assert via("198.18.0.7") == (("main", "eth0", None), ("rule 200 (fwmark)",))  # longest prefix
+    assert via("8.8.8.8")[0] == ("main", "eth1", "198.18.0.254")  # the default
+    assert via("203.0.113.9")[0] == ("main", "eth2", None)  # same prefix: the lower metric
+    assert via("8.8.8.8", src="192.0.2.5")[0] == ("7", "eth3", None)  # a source rule
+    assert via("198.18.0.2")[0] == ("local", "eth0", None)
+    got = choose(RULES4, ROUTES4, ip_address("198.51.100.1"))  # a blackhole: the lookup fails
+    assert got.route is None and "blackhole 198.51.100.0/24 table main" in got.skipped
+    assert choose(RULES4, [], ip_address("10.0.0.1")).route is None
+
+
+def test_route_text():
+    from droptrace.diagnose.routes import Route
+
+    assert Route("main", "unicast", "default", "eth1", "198.18.0.254").text() == \
+        "default via 198.18.0.254 dev eth1 table main"
+    assert Route("local", "local", "10.0.0.2", "eth0", None).text() == "local 10.0.0.2 dev eth0 table local"
+
+
+def test_hook_from_the_stack():
+    from droptrace.diagnose.checks import hook
+
+    def at(*frames):
+        return hook(Event.from_dict({"stack": ["sk_skb_reason_drop+0x90", "nft_do_chain+0x46f",
+                                               "nft_do_chain_inet+0x4c", "nf_hook_slow+0x43", *frames]}))
+
+    # as the 6.18 kernel's stacks showed them, one per hook (lab: a chain on each hook dropping)
+    assert at("ip_rcv+0x171") == "prerouting"
+    assert at("ip_local_deliver+0x119", "__netif_receive_skb_one_core+0x8d") == "input"
+    assert at("ip_forward+0x6e9") == "forward"
+    assert at("__ip_local_out+0x15c", "ip_send_skb+0x1e") == "output"
+    assert at("ip_output+0x122") == "postrouting"
+    assert at("__netif_receive_skb_core.constprop.0+0x847") == "ingress"
+    assert at("something_else+0x1") is None and hook(Event.from_dict({})) is None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..event import Event
-from . import nft, sockets
+from . import nft, routes, sockets
 from .host import Netns
 
 
@@ -231,11 +231,13 @@ def rp_filter(g: Group, ns: Netns) -> List[Finding]:
     out = [Finding("rp_filter", "info", f"net.ipv4.conf.all.rp_filter={every}, "
                    f"net.ipv4.conf.{dev}.rp_filter={this}: in effect {mode} ({names.get(mode, '?')}; "
                    "the higher of the two applies)")]
-    back = ns.run(["ip", "-o", "route", "get", str(e.saddr), "from", str(e.daddr), "iif", dev])
-    plain = ns.run(["ip", "-o", "route", "get", str(e.saddr)])
-    route = " ".join(plain.out.split()) if plain.ok else (plain.err or "no route")
-    via = _word_after(plain.out, "dev") if plain.ok else None
-    if not plain.ok or via is None:
+    # what fib_validate_source looks up: the route to the source, from the destination
+    back = routes.lookup(ns, str(e.saddr), src=str(e.daddr))
+    via = back.route.dev if back.route else None
+    route = back.route.text() if back.route else (back.error or "no route")
+    if back.error:
+        out.append(Finding("route back", "unknown", f"could not read the routes: {back.error}"))
+    elif back.route is None or via is None:
         out.append(Finding("route back", "cause", f"no route back to {e.saddr} ({route}): with rp_filter "
                            f"on, a packet from it is dropped on {dev}"))
     elif via != dev and mode == 1:
@@ -243,8 +245,9 @@ def rp_filter(g: Group, ns: Netns) -> List[Finding]:
                            f"{dev} ({route}): strict rp_filter drops packets from it arriving on {dev}"))
     else:
         out.append(Finding("route back", "info", f"route back to {e.saddr}: {route}"))
-    verdict = " ".join((back.out if back.ok else back.err).split())
-    out.append(Finding("route lookup", "info", f"ip route get {e.saddr} from {e.daddr} iif {dev}: {verdict}"))
+    if back.skipped:
+        out.append(Finding("route rules", "info", "not evaluated (selectors the packet alone cannot "
+                           f"settle): {'; '.join(back.skipped)}"))
     out.append(Finding("what would change it", "info",
                        f"a route to {e.saddr} through {dev} (e.g. ip route add {e.saddr}/32 dev {dev}), or "
                        f"rp_filter=2 (loose: any route back will do) on all and {dev}, if this asymmetric "
@@ -254,15 +257,16 @@ def rp_filter(g: Group, ns: Netns) -> List[Finding]:
 
 def neighbour(g: Group, ns: Netns) -> List[Finding]:
     e = g.sample
-    route = ns.run(["ip", "-o", "route", "get", str(e.daddr)])
-    if not route.ok:
-        return [Finding("route", "unknown", f"ip route get {e.daddr}: {route.err}")]
-    hop = _word_after(route.out, "via") or str(e.daddr)
-    dev = _word_after(route.out, "dev") or g.ifname or ""
+    found = routes.lookup(ns, str(e.daddr))
+    if found.route is None:
+        return [Finding("route", "unknown", f"no route to {e.daddr} now"
+                        + (f" ({found.error})" if found.error else ""))]
+    hop = found.route.gateway or str(e.daddr)
+    dev = found.route.dev or g.ifname or ""
     neigh = ns.run(["ip", "neigh", "show", "to", hop, "dev", dev])
     entry = " ".join(neigh.out.split())
     state = entry.split()[-1] if entry else None
-    out = [Finding("route", "info", " ".join(route.out.split()))]
+    out = [Finding("route", "info", f"to {e.daddr}: {found.route.text()}")]
     if not entry:
         out.append(Finding("neighbour", "info", f"no neighbour entry for {hop} on {dev} now (expired)"))
     else:
