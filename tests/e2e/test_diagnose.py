@@ -6,6 +6,8 @@ drop: no sleeps) and asserts the finding that explains it, with its evidence.
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +75,7 @@ def test_netfilter_drop_names_the_rule(lab):
         group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["NETFILTER_DROP"])
     detail = finding(group, "nftables", "cause")
     assert "table inet droptrace_lab, chain input, handle" in detail
-    assert "`udp dport 7777 drop` matches" in detail
+    assert "`udp dport 7777 drop` drops this packet" in detail
 
 
 @needs_reasons
@@ -185,3 +187,118 @@ def test_without_drop_reasons_groups_by_location(lab):
     group = json.loads("".join(dt.stdout))["groups"][0]
     assert group["reason"] is None and "no drop reason" in group["summary"]
     assert group["flow"]["dport"] == 9 and finding(group, "location").startswith("dropped at ")
+
+
+# --- the issue-24 labs: rules the packet never reaches, v6-only listeners, tracing elsewhere,
+# and diagnose's own probes
+
+HOOKS_NFT = Path(__file__).resolve().parent.parent / "data" / "nft" / "hooks.nft"
+
+
+@pytest.fixture
+def hooks_ruleset(lab):
+    """B with tests/data/nft/hooks.nft: tables at priorities 10, 20 and 30 on input (the
+    saved JSON the unit tests read was dumped from this very file)."""
+    lab.run("nft", "-f", str(HOOKS_NFT), ns=lab.b)
+    yield
+    lab.run("nft", "flush", "ruleset", ns=lab.b, check=False)
+
+
+def causes(group, check="nftables"):
+    return [f["detail"] for f in group["findings"] if f["check"] == check and f["result"] == "cause"]
+
+
+@needs_reasons
+def test_nft_only_the_rule_the_packet_reaches_is_the_cause(lab, hooks_ruleset):
+    # 7005: table a (priority 10) drops it with its vmap; table b's 7000-7200 rule is never reached
+    group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "7005"), ["NETFILTER_DROP"])
+    (cause,) = causes(group)
+    assert cause.startswith("table inet a, chain in, handle 3: "
+                            "`udp dport vmap { 7005 : drop, 7010 : accept }` drops this packet")
+    assert not any("table inet b" in f["detail"] for f in group["findings"] if f["check"] == "nftables")
+    assert "hook input" in finding(group, "nftables", "info")
+
+
+@needs_reasons
+def test_nft_policy_drop_after_a_negated_accept(lab, hooks_ruleset):
+    group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "7400"), ["NETFILTER_DROP"])
+    assert causes(group) == ["table ip c, chain in: `policy drop` drops this packet: the first rule on its "
+                             "way that does"]
+
+
+@needs_reasons
+def test_nft_undecidable_rule_before_the_drop_is_named(lab, hooks_ruleset):
+    group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "7100"), ["NETFILTER_DROP"])
+    (cause,) = causes(group)
+    assert cause.startswith("table inet a, chain in, handle 5: `udp dport 7100 drop`")
+    notes = [f["detail"] for f in group["findings"] if f["check"] == "nftables" and f["result"] == "info"]
+    assert any(n.startswith("may decide first: table inet a, chain in, handle 4: "
+                            "`ct state established,related accept`") for n in notes), notes
+
+
+V6ONLY_LISTENER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", 2323)); s.listen()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@needs_reasons
+def test_no_socket_v6only_listener(lab):
+    listener = subprocess.Popen(["ip", "netns", "exec", lab.b, sys.executable, "-c", V6ONLY_LISTENER],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "ready"
+        group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "tcp", B4, "2323"), ["NO_SOCKET"])
+    finally:
+        listener.stdin.close()
+        listener.wait(10)
+    detail = finding(group, "listeners", "cause")
+    assert "[::]:2323/tcp" in detail and "IPV6_V6ONLY" in detail and f"pid {listener.pid}" in detail
+    assert "wildcard" not in detail.split("IPV6_V6ONLY")[0]  # not "bind to the wildcard": it is one
+    fix = finding(group, "what would change it")
+    assert "IPV6_V6ONLY, 0" in fix and "net.ipv6.bindv6only=" in fix
+
+
+@needs_reasons
+def test_nft_trace_follows_the_drop_into_its_namespace(lab):
+    # no --netns: tracing starts in droptrace's own namespace, then in B at B's first drop
+    sc = scenario("nft-drop")
+    with sc.prepared(lab):
+        with Droptrace("diagnose", "--json", "--nft-trace", "--reason", "NETFILTER_DROP", "-c", "2", "-d",
+                       str(int(60 * SLOWDOWN)), "udp dst port 7777", json_events=False) as dt:
+            dt.wait_ready()
+            sc.provoke(lab)
+            # readiness: the table appears in B once its monitor listens (no sleep)
+            deadline = time.monotonic() + 30 * SLOWDOWN
+            while "droptrace_trace" not in lab.run("nft", "list", "tables", ns=lab.b).stdout:
+                assert time.monotonic() < deadline and dt.proc.poll() is None, "".join(dt.stderr)
+                time.sleep(0.05)
+            sc.provoke(lab)
+            assert dt.wait(90) == 0, "".join(dt.stderr)
+        assert "droptrace_trace" not in lab.run("nft", "list", "tables", ns=lab.b).stdout  # removed
+    group = json.loads("".join(dt.stdout))["groups"][0]
+    assert group["netns"] == lab.inode(lab.b) and group["count"] == 2
+    assert causes(group, "nft trace") == [
+        "table inet droptrace_lab, chain input: rule `udp dport 7777 drop` gave verdict drop"]
+
+
+@needs_reasons
+def test_diagnose_probes_cause_no_drops(lab):
+    # rp_filter's check looked up the route back with `ip route get`, which the kernel answers by
+    # freeing a packet (NOT_SPECIFIED at inet_rtm_getroute) when there is no route: a droptrace
+    # beside diagnose, in the namespace diagnose inspects, must see none of diagnose's own
+    sc = scenario("rp-filter")
+    with Droptrace("--json", "--netns", lab.b, "--exclude-reason", "IP_RPFILTER") as beside:
+        beside.wait_ready()
+        group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["IP_RPFILTER"])
+        assert SPOOF4 in finding(group, "route back", "cause")
+        # a marker drop after diagnose ended: everything before it has been read once it is seen
+        lab.traffic(lab.a, "udp", B4, "9")
+        assert beside.find(lambda e: e["reason"] == "NO_SOCKET" and e["dport"] == 9) is not None
+    probes = [e for e in beside.seen if e["location"].startswith("inet_rtm_getroute")
+              or e["comm"] in ("ip", "ss", "nft", "nsenter", "tc", "ethtool", "cat")]
+    assert probes == []

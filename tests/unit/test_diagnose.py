@@ -1,4 +1,5 @@
 """diagnose's parsers of what host tools print: `ss`, `nft monitor trace`, and the drop's direction."""
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given
@@ -163,3 +164,93 @@ def test_hook_from_the_stack():
     assert at("ip_output+0x122") == "postrouting"
     assert at("__netif_receive_skb_core.constprop.0+0x847") == "ingress"
     assert at("something_else+0x1") is None and hook(Event.from_dict({})) is None
+
+
+# --- conntrack -L (conntrack-tools 1.4.7), plain and -o extended
+
+CONNTRACK = """\
+tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=22 src=10.0.0.2 dst=10.0.0.1 \
+sport=22 dport=40000 [ASSURED] mark=0 use=1
+udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=5353 dport=53 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=53 \
+dport=5353 mark=42 zone=3 use=1
+ipv6     10 udp      17 20 src=2001:db8::1 dst=2001:db8::2 sport=1 dport=2 [UNREPLIED] src=2001:db8::2 \
+dst=2001:db8::1 sport=2 dport=1 mark=0 use=1
+conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.
+"""
+
+
+def test_conntrack_entries():
+    from droptrace.diagnose.conntrack import parse
+
+    tcp, udp, six = parse(CONNTRACK)
+    assert (tcp.proto, tcp.state, tcp.timeout, tcp.status, tcp.mark, tcp.zone) == (
+        "tcp", "ESTABLISHED", 431999, ("ASSURED",), 0, 0)
+    assert tcp.original == ("src=10.0.0.1", "dst=10.0.0.2", "sport=40000", "dport=22")
+    assert tcp.reply == ("src=10.0.0.2", "dst=10.0.0.1", "sport=22", "dport=40000")
+    assert (udp.state, udp.status, udp.mark, udp.zone) == (None, ("UNREPLIED",), 42, 3)
+    assert udp.text() == ("udp src=10.0.0.1 dst=10.0.0.2 sport=5353 dport=53 [UNREPLIED] mark=42 zone=3, "
+                          "29 s left")
+    assert six.proto == "udp" and six.original[0] == "src=2001:db8::1"
+
+
+@given(st.text(max_size=300))
+def test_conntrack_parser_never_raises(text):
+    from droptrace.diagnose.conntrack import parse
+
+    for e in parse(text):
+        assert e.proto and e.zone >= 0
+
+
+# --- the text report's defects of issue 24
+
+
+def test_report_brackets_ipv6_and_leaves_out_what_is_not_known():
+    flow = {"l3": "ipv6", "l4": "udp", "saddr": "::1", "daddr": "::1", "sport": 51641, "dport": 9,
+            "tcp_flags": None, "icmp_type": None}
+    report = {"duration": 1.0, "drops": 1, "lost": 0, "group_count": 1, "groups": [{
+        "reason": "NO_SOCKET", "location": "__udp6_lib_rcv+0x1", "netns": None, "netns_name": None,
+        "ifname": None, "count": 1, "flow": flow, "summary": "no socket", "findings": []}]}
+    text = render(report)
+    assert "[1] NO_SOCKET x1  udp [::1]:51641 -> [::1]:9\n" in text
+    assert "None" not in text and "on ?" not in text
+
+
+def test_other_locations_once_each_and_not_the_groups_own():
+    from droptrace.commands.diagnose import inspect
+
+    g = Grouper()
+    base = {"reason": "NOT_SPECIFIED", "l3": "ipv6", "l4": "icmpv6", "saddr": "fe80::1", "netns": None}
+    g.write([Event.from_dict({**base, "location": "ip6_mc_input+0xd4", "daddr": d}) for d in
+             ("ff02::16", "ff02::16", "ff02::2")])
+    g.write([Event.from_dict({**base, "location": "icmpv6_rcv+0x10", "daddr": "ff02::1"})])
+    groups = sorted(g.groups.values(), key=lambda x: -x.count)
+    out = inspect(groups)
+    others = {r["location"]: [f["detail"] for f in r["findings"] if f["check"] == "other locations"]
+              for r in out}
+    assert others["ip6_mc_input+0xd4"] == ["same reason also at icmpv6_rcv+0x10 (1)"]
+    assert others["icmpv6_rcv+0x10"] == ["same reason also at ip6_mc_input+0xd4 (3)"]
+
+
+def test_nft_findings_mark_only_the_rule_reached():
+    from droptrace.diagnose.checks import nft_findings
+    from droptrace.diagnose.nft import Packet, parse_json, rule_texts
+
+    rs = parse_json((DATA / "hooks.json").read_text())
+    tx = rule_texts((DATA / "hooks.txt").read_text())
+    p = Packet("ipv4", "udp", "10.0.0.1", "10.0.0.2", 5, 7005)
+    got = nft_findings(rs, p, "input", "in", tx, "lab-b")
+    assert [(f.result, f.detail) for f in got if f.result == "cause"] == [
+        ("cause", "table inet a, chain in, handle 3: `udp dport vmap { 7005 : drop, 7010 : accept }` drops "
+         "this packet: the first rule on its way that does")]
+    got = nft_findings(rs, replace(p, dport=7100), "input", "in", tx, "lab-b")
+    details = [f.detail for f in got]
+    assert any(d.startswith("may decide first: table inet a, chain in, handle 4: `ct state "
+                            "established,related accept` (not evaluated: ct state established,related)")
+               for d in details), details
+    assert any(d.startswith("other rules that may drop it instead: table inet b, chain in, handle 2")
+               for d in details), details
+    got = nft_findings(rs, replace(p, dport=7300), "input", "in", tx, "lab-b")
+    assert [f.result for f in got] == ["ok"]
+    # the hook not known: each hook the packet may have met, and no `!!` unless only one drops it
+    got = nft_findings(rs, p, None, "in", tx, "lab-b")
+    assert [f.result for f in got if f.result == "cause"] == ["cause"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..event import Event
-from . import nft, routes, sockets
+from . import conntrack, nft, routes, sockets
 from .host import Netns
 
 
@@ -35,6 +35,7 @@ class Group:
     ifname: Optional[str]
     sample: Event  # the first drop of the group: its packet, its stack
     count: int = 0
+    first_seen: float = 0.0  # time.monotonic() when its first drop was read
     sports: Dict[Optional[int], int] = field(default_factory=dict)
 
     @property
@@ -154,6 +155,7 @@ def netfilter(g: Group, ns: Netns) -> List[Finding]:
             out += nft_findings(nft.parse_json(r.out), pkt, hook(e), way, texts, ns.label)
         except ValueError as exc:
             out.append(Finding("nftables", "unknown", str(exc)))
+    out += conntrack_entry(g, ns)
     for tool in ("iptables-save", "ip6tables-save"):
         x = ns.run([tool])
         if x.ok:
@@ -220,6 +222,26 @@ def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optiona
 
 def _why(s: nft.Step) -> str:
     return ", ".join(s.unevaluated) or "?"
+
+
+def conntrack_entry(g: Group, ns: Netns) -> List[Finding]:
+    """The flow's conntrack entry (state, status, mark, zone), or that it has none."""
+    e = g.sample
+    sport = e.sport if len(g.sports) == 1 else None
+    found, how = conntrack.lookup(ns, e.l3, g.proto, e.saddr, e.daddr, sport, e.dport)
+    if found is None:
+        return [Finding("conntrack", "unknown", f"could not list conntrack entries: {how}")]
+    if not found:
+        return [Finding("conntrack", "info", f"no conntrack entry for this flow in namespace {ns.label} "
+                        f"(`{how}`, either direction): a first packet that is dropped never gets one "
+                        "(an entry is confirmed when its packet leaves netfilter alive), or it expired, or "
+                        "nothing loads conntrack there")]
+    return [Finding("conntrack", "info", f"entry: {x.text()}") for x in found[:3]]
+
+
+def _near_conntrack(e: Event) -> bool:
+    return any(f.startswith(("nf_conntrack", "nf_ct_", "__nf_conntrack", "nf_nat")) for f in
+               [e.location or "", *(e.stack or ())])
 
 
 def rp_filter(g: Group, ns: Netns) -> List[Finding]:
@@ -346,6 +368,8 @@ def generic(g: Group, ns: Netns) -> List[Finding]:
     out = [Finding("location", "info", f"dropped at {g.location}")]
     if g.sample.stack:
         out.append(Finding("stack", "info", " <- ".join(g.sample.stack[:8])))
+    if _near_conntrack(g.sample):
+        out += conntrack_entry(g, ns)
     return out
 
 
