@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..event import Event
-from . import conntrack, nft, routes, sockets
+from . import conntrack, iptables, nft, routes, sockets
 from .host import Netns
 
 
@@ -147,23 +147,41 @@ def netfilter(g: Group, ns: Netns) -> List[Finding]:
                      iifname=g.ifname if way == "in" else None, oifname=g.ifname if way == "out" else None,
                      mark=e.mark)
     r = ns.run(["nft", "-j", "list", "ruleset"])
+    legacy, texts = _legacy_iptables(ns)
+    doc: Optional[dict] = None
     if not r.ok:
         out.append(Finding("nftables", "unknown", f"nft -j list ruleset: {r.err or 'failed'}"))
     else:
-        texts = nft.rule_texts(ns.run(["nft", "-a", "list", "ruleset"]).out)
+        texts.update(nft.rule_texts(ns.run(["nft", "-a", "list", "ruleset"]).out))
         try:
-            out += nft_findings(nft.parse_json(r.out), pkt, hook(e), way, texts, ns.label)
+            doc = nft.parse_json(r.out)
         except ValueError as exc:
             out.append(Finding("nftables", "unknown", str(exc)))
+    if doc is not None or legacy:
+        ruleset = {"nftables": (doc or {}).get("nftables", []) + legacy}
+        out += nft_findings(ruleset, pkt, hook(e), way, texts, ns.label)
     out += conntrack_entry(g, ns)
-    for tool in ("iptables-save", "ip6tables-save"):
+    return out
+
+
+def _legacy_iptables(ns: Netns) -> Tuple[List[dict], Dict[Tuple[str, str, str, int], str]]:
+    """The legacy backend's iptables and ip6tables rules, as nft JSON items (the nf_tables
+    backend's are in `nft list ruleset` already)."""
+    if ns.run(["iptables-legacy-save", "--version"]).ok:
+        tools = ("iptables-legacy-save", "ip6tables-legacy-save")
+    elif "legacy" in ns.run(["iptables-save", "--version"]).out:
+        tools = ("iptables-save", "ip6tables-save")
+    else:
+        return [], {}
+    items: List[dict] = []
+    texts: Dict[Tuple[str, str, str, int], str] = {}
+    for tool, family in zip(tools, ("ip", "ip6")):
         x = ns.run([tool])
         if x.ok:
-            drops = [ln for ln in x.out.splitlines() if ln.startswith("-A")
-                     and (" -j DROP" in ln or " -j REJECT" in ln)]
-            for ln in drops[:5]:
-                out.append(Finding("iptables", "info", f"{tool}: {ln}"))
-    return out
+            more, t = iptables.to_nft(x.out, family)
+            items += more
+            texts.update(t)
+    return items, texts
 
 
 def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optional[str],
