@@ -4,6 +4,7 @@ Each test provokes one drop, runs `droptrace diagnose --json -c 1` (it stops onc
 drop: no sleeps) and asserts the finding that explains it, with its evidence.
 """
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -89,11 +90,18 @@ def test_nft_trace_pinpoints_the_rule_and_cleans_up(lab):
 
 
 @needs_reasons
-def test_nft_trace_is_removed_on_sigterm(lab):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_nft_trace_is_removed_on_sigterm_and_ctrl_c(lab, sig):
+    # a table left by a killed run (its pid is gone) is removed at the next start
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"droptrace_trace_{dead.pid}"
+    lab.run("nft", "add", "table", "inet", stale, ns=lab.b)
     with Droptrace("diagnose", "--netns", lab.b, "--nft-trace", "-d", "600", json_events=False) as dt:
         dt.wait_ready()
-        assert "droptrace_trace" in lab.run("nft", "list", "tables", ns=lab.b).stdout
-        assert dt.stop() == 0, "".join(dt.stderr)
+        tables = lab.run("nft", "list", "tables", ns=lab.b).stdout
+        assert f"droptrace_trace_{dt.proc.pid}" in tables and stale not in tables
+        assert dt.stop(sig) == 0, "".join(dt.stderr)
     assert "droptrace_trace" not in lab.run("nft", "list", "tables", ns=lab.b).stdout
 
 
@@ -224,6 +232,8 @@ def test_nft_policy_drop_after_a_negated_accept(lab, hooks_ruleset):
     group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "7400"), ["NETFILTER_DROP"])
     assert causes(group) == ["table ip c, chain in: `policy drop` drops this packet: the first rule on its "
                              "way that does"]
+    # a dropped first packet is never confirmed: no conntrack entry, said so
+    assert "no conntrack entry for this flow" in finding(group, "conntrack", "info")
 
 
 @needs_reasons
