@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from droptrace.lab import B4, GHOST4, IFNAME, OTHER_MAC, SCENARIOS, SPOOF4
+from droptrace.lab import B4, B6, GHOST4, IFNAME, OTHER_MAC, SCENARIOS, SPOOF4
 
 from .conftest import HAS_REASONS, SLOWDOWN, Droptrace
 
@@ -121,7 +121,11 @@ def test_receive_buffer_names_the_socket_and_its_owner(lab):
         group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["SOCKET_RCVBUFF"])
     detail = finding(group, "socket", "cause")
     assert f"{B4}:8888/udp, pid " in detail and "receive buffer" in detail and "drops counted" in detail
-    assert "net.core.rmem_max=" in finding(group, "sysctls")
+    settings = finding(group, "sysctls")
+    assert "net.core.rmem_max=" in settings and "None" not in settings
+    assert "net.ipv4.udp_mem=" in settings and "(host-wide)" in settings  # not visible inside B
+    fix = finding(group, "what would change it")
+    assert "SO_RCVBUF" in fix and "sysctl -w net.core.rmem_max=" in fix
 
 
 @needs_reasons
@@ -172,8 +176,19 @@ def test_text_report(lab):
         lab.traffic(lab.a, "udp", B4, "9")
         assert dt.wait(90) == 0
     text = "".join(dt.stdout)
-    assert "[1] NO_SOCKET x1" in text and f"-> {B4}:9" in text
+    assert "[1] NO_SOCKET x1" in text and f"-> {B4}:9" in text and f"on {IFNAME} in netns {lab.b}" in text
     assert "!! listeners: nothing listens on port 9/udp" in text
+
+
+@needs_reasons
+def test_text_report_ipv6(lab):
+    with Droptrace("diagnose", "--netns", lab.b, "--reason", "NO_SOCKET", "-c", "1", "-d",
+                   str(int(60 * SLOWDOWN)), "udp and ip6", json_events=False) as dt:
+        dt.wait_ready()
+        lab.traffic(lab.a, "udp", B6, "9")
+        assert dt.wait(90) == 0
+    text = "".join(dt.stdout)
+    assert f"-> [{B6}]:9  on {IFNAME}" in text and "None" not in text, text
 
 
 @pytest.mark.host_only

@@ -225,10 +225,11 @@ def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optiona
             for w in others:
                 s = w.by
                 assert s is not None
-                ifs = [f"`{a.text}` {'matched' if taken else 'did not match'}" for a, taken in w.assumed
-                       if a != s]
-                out.append(Finding("nftables", "info", f"{lead}: {s.where()}: `{s.text}` (not evaluated: "
-                                   f"{_why(s)})" + (f", on the way where {', '.join(ifs)}" if ifs else "")))
+                ifs = [f"`{a.text}` {'matched' if taken else 'did not match'} (not evaluated: {_why(a)})"
+                       for a, taken in w.assumed if a != s]
+                out.append(Finding("nftables", "info", f"{lead}: {s.where()}: `{s.text}`"
+                                   + (f" (not evaluated: {_why(s)})" if s.unevaluated else "")
+                                   + (f", if {' and '.join(ifs)}" if ifs else "")))
         if ev.truncated:
             out.append(Finding("nftables", "info", f"more undecidable rules than {nft.MAX_WAYS} ways: the "
                                "rest were taken as not matching"))
