@@ -246,6 +246,11 @@ def test_nft_findings_mark_only_the_rule_reached():
                for d in details), details
     got = nft_findings(rs, replace(p, dport=7300), "input", "in", tx, "lab-b")
     assert [f.result for f in got] == ["ok"]
+    # nothing on its way drops it, but a rule elsewhere would: said, as context
+    got = nft_findings(rs, replace(p, dport=7700), "input", "in", tx, "lab-b")
+    assert [(f.result, f.detail) for f in got][1:] == [
+        ("info", "not on its way at input, but it would drop such a packet if reached: table inet d, "
+         "chain pre, handle 10: `udp dport 7700 drop`")]
     # the hook not known: each hook the packet may have met, and no `!!` unless only one drops it
     got = nft_findings(rs, p, None, "in", tx, "lab-b")
     assert [f.result for f in got if f.result == "cause"] == ["cause"]

@@ -236,6 +236,13 @@ def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optiona
     if not out:
         out.append(Finding("nftables", "ok", f"no nftables rule in namespace {label} drops or rejects a "
                            f"packet like this one at {', '.join(hooks)}"))
+    if all(f.result == "ok" for f in out):
+        # nothing on its way drops it now: the ruleset changed since, or the drop was elsewhere
+        for m in [m for m in nft.drop_rules(ruleset, pkt, texts) if m.fit == nft.MATCHES][:3]:
+            where = f"table {m.family} {m.table}, chain {m.chain}" + (
+                f", handle {m.handle}" if m.handle is not None else "")
+            out.append(Finding("nftables", "info", f"not on its way at {', '.join(hooks)}, but it would drop "
+                               f"such a packet if reached: {where}: `{m.text}`"))
     return out
 
 

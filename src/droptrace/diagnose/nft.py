@@ -1,11 +1,13 @@
-"""Which nftables rules could have dropped a packet, from `nft -j list ruleset`.
+"""Which nftables rule dropped a packet, from `nft -j list ruleset`.
 
 A NETFILTER_DROP says that some rule or chain policy dropped the packet, not which: the
-ruleset does. Matching the decoded packet against the conditions of every rule that drops
-or rejects leaves the few candidates, each told apart as one whose conditions all hold
-("matches") or one with conditions a packet alone cannot settle, such as connection state
-or rate limits ("may match"). Jumps are not followed: each chain is judged on its own, so a
-candidate is a rule that drops the packet if the packet reaches it.
+ruleset does. evaluate() walks the packet through its hook as the kernel does (base chains by
+priority, rules in order, accept ending a base chain, drop ending all, jumps, gotos, verdict
+maps, policies last) with every match the packet decides evaluated: addresses, ports,
+protocols, interfaces, sets, ranges, prefixes, concatenations, negations. A match it cannot
+decide (connection state, rate limits...) splits the way in two, so the answer names the rule
+the packet reaches that drops it and, in order, the undecidable rules that may decide first.
+drop_rules() is the other view: each dropping rule judged alone, as if the packet reached it.
 """
 from __future__ import annotations
 
