@@ -190,7 +190,10 @@ def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optiona
     the rule that drops it (`cause` only for the rule it reaches that drops it), the
     undecidable rules that may decide first, in order, and the other rules that may drop it."""
     hooks = [at] if at else list(_HOOKS_BY_WAY.get(way, _HOOKS_BY_WAY[None]))
-    evaluations = [nft.evaluate(ruleset, pkt, h, texts) for h in hooks]
+    try:
+        evaluations = [nft.evaluate(ruleset, pkt, h, texts) for h in hooks]
+    except RecursionError:  # hundreds of jumps in a row, each followed by a generator
+        return [Finding("nftables", "unknown", "the ruleset's chains of jumps are too deep to follow here")]
     causes = [(ev, ev.cause()) for ev in evaluations if ev.cause() is not None]
     sure = at is not None or len(causes) == 1
     out: List[Finding] = []

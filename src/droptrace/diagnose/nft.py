@@ -266,7 +266,7 @@ class Ruleset:
                 self.rules.setdefault((str(r.get("family")), str(r.get("table")), str(r.get("chain"))),
                                       []).append(r)
         self.sets_mark = _sets_mark(items)
-        self._judged: Dict[Tuple[int, int], _Judged] = {}
+        self._judged: Dict[Tuple[int, Packet], _Judged] = {}
 
     def ctx(self, pkt: Packet, family: str, table: str) -> "_Ctx":
         l3 = _l3(pkt.l3)
@@ -276,7 +276,7 @@ class Ruleset:
         return _Ctx(pkt, l3 or _FAMILY_L3.get(family), self.sets, family, table)
 
     def judge(self, ctx: "_Ctx", r: dict) -> "_Judged":
-        key = (id(ctx.pkt), id(r))
+        key = (id(r), ctx.pkt)  # a rule is in one table: its family and sets are always the same
         j = self._judged.get(key)
         if j is None:
             j = self._judged[key] = _judge(ctx, r, self.texts)
