@@ -184,6 +184,9 @@ def _legacy_iptables(ns: Netns) -> Tuple[List[dict], Dict[Tuple[str, str, str, i
     return items, texts
 
 
+SHOWN_RULES = 5  # undecidable rules, or rules that may drop, named per group
+
+
 def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optional[str],
                  texts: Dict[Tuple[str, str, str, int], str], label: str) -> List[Finding]:
     """What the packet met at its hook (or at each hook it may have met, the hook unknown):
@@ -219,17 +222,24 @@ def nft_findings(ruleset: dict, pkt: nft.Packet, at: Optional[str], way: Optiona
                 detail = (f"{step.where()}: `{step.text}` is the only rule that can drop this packet here, "
                           f"if it matched (not evaluated: {_why(step)})")
             out.append(Finding("nftables", "cause" if sure else "info", detail))
-            for s, taken in ev.undecided(cause):
+            undecided = ev.undecided(cause)
+            for s, taken in undecided[:SHOWN_RULES]:
                 out.append(Finding("nftables", "info", (
                     f"may decide first: {s.where()}: `{s.text}`" if not taken else
                     f"on this way, {s.where()}: `{s.text}` matched") + f" (not evaluated: {_why(s)})"))
+            if len(undecided) > SHOWN_RULES:
+                out.append(Finding("nftables", "info", f"and {len(undecided) - SHOWN_RULES} more undecidable "
+                                   "rules before it"))
         if others:
             lead = "other rules that may drop it instead" if cause else "no rule drops it for sure; these may"
-            for w in others:
+            if len(others) > SHOWN_RULES:
+                out.append(Finding("nftables", "info", f"{len(others)} rules may drop it; the first "
+                                   f"{SHOWN_RULES} on its way:"))
+            for w in others[:SHOWN_RULES]:
                 s = w.by
                 assert s is not None
-                ifs = [f"`{a.text}` {'matched' if taken else 'did not match'} (not evaluated: {_why(a)})"
-                       for a, taken in w.assumed if a != s]
+                ifs = [f"`{a.text}` matched (not evaluated: {_why(a)})" for a, taken in w.assumed
+                       if taken and a != s][:3]
                 out.append(Finding("nftables", "info", f"{lead}: {s.where()}: `{s.text}`"
                                    + (f" (not evaluated: {_why(s)})" if s.unevaluated else "")
                                    + (f", if {' and '.join(ifs)}" if ifs else "")))
