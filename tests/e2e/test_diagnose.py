@@ -327,3 +327,16 @@ def test_diagnose_probes_cause_no_drops(lab):
     probes = [e for e in beside.seen if e["location"].startswith("inet_rtm_getroute")
               or e["comm"] in ("ip", "ss", "nft", "nsenter", "tc", "ethtool", "cat")]
     assert probes == []
+
+
+@needs_reasons
+def test_legacy_iptables_rule_reached(lab):
+    # the legacy backend's rules are not in `nft list ruleset`: read from iptables-legacy-save
+    lab.run("iptables-legacy", "-A", "INPUT", "-p", "udp", "--dport", "7000:7999", "-j", "ACCEPT", ns=lab.b)
+    lab.run("iptables-legacy", "-I", "INPUT", "-p", "udp", "--dport", "7900", "-j", "DROP", ns=lab.b)
+    try:
+        group, _ = diagnose(lab, lab.b, lambda: lab.traffic(lab.a, "udp", B4, "7900"), ["NETFILTER_DROP"])
+    finally:
+        lab.run("iptables-legacy", "-F", "INPUT", ns=lab.b, check=False)
+    assert causes(group) == ["iptables-legacy -t filter, chain INPUT, rule 1: `-A INPUT -p udp -m udp "
+                             "--dport 7900 -j DROP` drops this packet: the first rule on its way that does"]

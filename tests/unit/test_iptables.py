@@ -36,6 +36,7 @@ def test_the_rule_reached_drops_it():
     e, c = way(saddr="10.1.1.1", dport=53)
     assert (c.by.table, c.by.chain, c.by.fit) == (FILTER, "INPUT", MATCHES)
     assert c.by.text == "-A INPUT -s 10.0.0.0/8 -p udp -m udp --dport 53 -j DROP"
+    assert c.by.where() == "iptables-legacy -t filter, chain INPUT, rule 3"  # as iptables -L --line-numbers
     # established or related, it would have been accepted: said first
     assert [s.text for s, _ in e.undecided(c)] == [
         "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]

@@ -30,18 +30,23 @@ _PORT_MODULES = {"tcp", "udp", "sctp", "dccp", "udplite", "multiport"}
 _QUIET_MODULES = {"comment"}
 
 
+LEGACY = "iptables-legacy:"
+
+
 def table_name(table: str) -> str:
     """How a legacy table is named among the nft tables (which may have a `filter` of their own)."""
-    return f"iptables-legacy:{table}"
+    return f"{LEGACY}{table}"
 
 
 def to_nft(text: str, family: str) -> Tuple[List[dict], Dict[Tuple[str, str, str, int], str]]:
     """`iptables-legacy-save` (family "ip") or `ip6tables-legacy-save` ("ip6") output -> nft JSON
-    items (chains, rules) and each rule's text: its line, numbered as a handle."""
+    items (chains, rules) and each rule's text: its line. A rule's handle is its number in its
+    chain, as `iptables -L CHAIN --line-numbers` shows it."""
     items: List[dict] = []
     texts: Dict[Tuple[str, str, str, int], str] = {}
     table = ""
-    for number, raw in enumerate(text.splitlines(), 1):
+    numbers: Dict[Tuple[str, str], int] = {}
+    for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("*"):
             table = line[1:]
@@ -58,6 +63,8 @@ def to_nft(text: str, family: str) -> Tuple[List[dict], Dict[Tuple[str, str, str
                 words = shlex.split(line)
             except ValueError:
                 words = line.split()
+            chain_key = (table, words[1] if len(words) > 1 else "")
+            numbers[chain_key] = number = numbers.get(chain_key, 0) + 1
             rule = _rule(words, family, table_name(table), number)
             if rule is not None:
                 items.append({"rule": rule})

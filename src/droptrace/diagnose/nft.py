@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from .iptables import LEGACY
+
 Tri = Optional[bool]  # True, False, or None: cannot tell
 
 MATCHES, MAY_MATCH = "matches", "may match"
@@ -164,6 +166,10 @@ class Step:
     unevaluated: Tuple[str, ...]  # why it may match: what could not be evaluated
 
     def where(self) -> str:
+        if self.table.startswith(LEGACY):  # a legacy iptables rule, numbered as iptables -L does
+            tool = "iptables-legacy" if self.family == "ip" else "ip6tables-legacy"
+            return f"{tool} -t {self.table[len(LEGACY):]}, chain {self.chain}" + (
+                f", rule {self.handle}" if self.handle is not None else "")
         return f"table {self.family} {self.table}, chain {self.chain}" + (
             f", handle {self.handle}" if self.handle is not None else "")
 
