@@ -313,6 +313,11 @@ def test_not_evaluated():
     assert m[(*M, 27)].unevaluated == ("ether saddr 00:11:22:33:44:55",)
     assert (*M, 17) not in m  # icmp type: an ICMP packet only
     assert found("misc", pkt(**V4, l4="icmp"))[(*M, 17)].unevaluated == ("icmp type echo-request",)
+    assert fits("misc", pkt(**V4, l4="icmp", icmp_type=8))[(*M, 17)] == MATCHES  # the type known
+    assert (*M, 17) not in fits("misc", pkt(**V4, l4="icmp", icmp_type=0))
+    six = ("ip6", "v6only", "input", 2)  # icmpv6 type echo-request
+    assert fits("filter", pkt(**V6, l4="icmpv6", icmp_type=128))[six] == MATCHES
+    assert six not in fits("filter", pkt(**V6, l4="icmpv6", icmp_type=129))
     assert found("misc", pkt(**V4, l4="udp", dport=5353))[(*M, 18)].unevaluated == ("fib daddr type local",)
     assert (*M, 18) not in fits("misc", pkt(**V4, l4="udp", dport=53))
     assert (*M, 19) not in fits("misc", pkt(l3="ipv4", l4="tcp", daddr="192.0.2.51", dport=1))
@@ -375,8 +380,9 @@ PACKETS = st.builds(
     iifname=_maybe(st.one_of(st.sampled_from(["eth0", "veth0", "lo"]), st.text(max_size=16))),
     oifname=_maybe(st.one_of(st.sampled_from(["wan0", "lo"]), st.text(max_size=16))),
     mark=_maybe(st.one_of(st.integers(-(2 ** 40), 2 ** 40), st.just(42))),
+    icmp_type=_maybe(st.one_of(st.integers(-1, 300), st.sampled_from([0, 8, 128]))),
 )
-FIELDS = ("l3", "l4", "saddr", "daddr", "sport", "dport", "iifname", "oifname", "mark")
+FIELDS = ("l3", "l4", "saddr", "daddr", "sport", "dport", "iifname", "oifname", "mark", "icmp_type")
 
 
 @settings(max_examples=150, deadline=None)

@@ -145,7 +145,7 @@ def netfilter(g: Group, ns: Netns) -> List[Finding]:
     way = direction(e)  # the interface is the input one on receive, the output one on send
     pkt = nft.Packet(l3=e.l3, l4=e.l4, saddr=e.saddr, daddr=e.daddr, sport=e.sport, dport=e.dport,
                      iifname=g.ifname if way == "in" else None, oifname=g.ifname if way == "out" else None,
-                     mark=e.mark)
+                     mark=e.mark, icmp_type=e.icmp_type)
     r = ns.run(["nft", "-j", "list", "ruleset"])
     legacy, texts = _legacy_iptables(ns)
     doc: Optional[dict] = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .iptables import LEGACY
@@ -37,6 +37,18 @@ _ETHERTYPE = {"ip": "ipv4", "ip6": "ipv6", "arp": "arp", 0x0800: "ipv4", 0x86DD:
 _NEEDS_L3 = {"ip": "ipv4", "ip6": "ipv6"}
 _NEEDS_L4 = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "udplite": 136, "icmp": 1, "icmpv6": 58}
 _FAMILY_L3 = {"ip": "ipv4", "ip6": "ipv6", "arp": "arp"}
+# ICMP and ICMPv6 types under the names nft prints
+_ICMP_TYPES = {
+    "icmp": {"echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+             "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11,
+             "parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15,
+             "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18},
+    "icmpv6": {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
+               "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131,
+               "mld-listener-done": 132, "mld-listener-reduction": 132, "nd-router-solicit": 133,
+               "nd-router-advert": 134, "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136,
+               "nd-redirect": 137, "router-renumbering": 138, "ind-neighbor-solicit": 141,
+               "ind-neighbor-advert": 142, "mld2-listener-report": 143}}
 _UNSURE_FAMILY = {"netdev": "whether the packet passed this netdev hook",
                   "bridge": "whether the packet was bridged"}
 # statements with no bearing on whether the rule's verdict is reached
@@ -64,6 +76,7 @@ class Packet:
     iifname: Optional[str] = None
     oifname: Optional[str] = None
     mark: Optional[int] = None
+    icmp_type: Optional[int] = None  # for ICMP and ICMPv6
 
 
 @dataclass(frozen=True)
@@ -277,8 +290,7 @@ class Ruleset:
     def ctx(self, pkt: Packet, family: str, table: str) -> "_Ctx":
         l3 = _l3(pkt.l3)
         if self.sets_mark:  # the mark seen at the drop may have been set by a rule since
-            pkt = Packet(pkt.l3, pkt.l4, pkt.saddr, pkt.daddr, pkt.sport, pkt.dport, pkt.iifname,
-                         pkt.oifname, None)
+            pkt = replace(pkt, mark=None)
         return _Ctx(pkt, l3 or _FAMILY_L3.get(family), self.sets, family, table)
 
     def judge(self, ctx: "_Ctx", r: dict) -> "_Judged":
@@ -609,6 +621,8 @@ def _left(ctx: _Ctx, left: Any) -> Optional[Tuple[Tri, str, Any]]:
                 needs = _eq(l4, _NEEDS_L4[proto]) if isinstance(l4, int) or l4 is None else False
             if field in ("sport", "dport") and proto not in ("icmp", "icmpv6"):
                 return needs, "int", _int(pkt.sport if field == "sport" else pkt.dport)
+            if field == "type" and proto in _ICMP_TYPES:
+                return needs, proto, _int(pkt.icmp_type)
             return (False, "", None) if needs is False else None
         return None
     if what == "meta":
@@ -619,8 +633,8 @@ def _left(ctx: _Ctx, left: Any) -> Optional[Tuple[Tri, str, Any]]:
             return True, "nfproto", ctx.l3 if ctx.l3 in ("ipv4", "ipv6") else None
         if key == "protocol":
             return True, "ethertype", ctx.l3
-        if key in ("iifname", "oifname"):
-            name = pkt.iifname if key == "iifname" else pkt.oifname
+        if key in ("iifname", "oifname", "iif", "oif"):  # nft lists iif/oif by the device's name
+            name = pkt.iifname if key.startswith("i") else pkt.oifname
             return True, "ifname", name if isinstance(name, str) else None
         if key == "mark":
             return True, "int", _int(pkt.mark)
@@ -701,6 +715,8 @@ def _literal(kind: str, x: Any) -> Any:
         return _NFPROTO.get(x.lower() if isinstance(x, str) else _int(x))
     if kind == "ethertype":
         return _ETHERTYPE.get(x.lower() if isinstance(x, str) else _int(x))
+    if kind in _ICMP_TYPES:
+        return _ICMP_TYPES[kind].get(x) if isinstance(x, str) and _int(x) is None else _int(x)
     return None
 
 
