@@ -315,17 +315,24 @@ def test_nft_trace_follows_the_drop_into_its_namespace(lab):
 def test_diagnose_probes_cause_no_drops(lab):
     # rp_filter's check looked up the route back with `ip route get`, which the kernel answers by
     # freeing a packet (NOT_SPECIFIED at inet_rtm_getroute) when there is no route: a droptrace
-    # beside diagnose, in the namespace diagnose inspects, must see none of diagnose's own
-    sc = scenario("rp-filter")
-    with Droptrace("--json", "--netns", lab.b, "--exclude-reason", "IP_RPFILTER") as beside:
-        beside.wait_ready()
-        group, _ = diagnose(lab, lab.b, lambda: sc.provoke(lab), ["IP_RPFILTER"])
-        assert SPOOF4 in finding(group, "route back", "cause")
-        # a marker drop after diagnose ended: everything before it has been read once it is seen
+    # beside diagnose, in the namespace diagnose inspects, must see none of diagnose's own (here
+    # with the checks of three reasons: routes, nft and conntrack, sockets)
+    rp, nft_drop = scenario("rp-filter"), scenario("nft-drop")
+
+    def provoke():
+        rp.provoke(lab)
+        nft_drop.provoke(lab)
         lab.traffic(lab.a, "udp", B4, "9")
-        assert beside.find(lambda e: e["reason"] == "NO_SOCKET" and e["dport"] == 9) is not None
+
+    with nft_drop.prepared(lab), Droptrace("--json", "--netns", lab.b) as beside:
+        beside.wait_ready()
+        group, _ = diagnose(lab, lab.b, provoke, ["IP_RPFILTER", "NETFILTER_DROP", "NO_SOCKET"], count=3)
+        # a marker drop after diagnose ended: everything before it has been read once it is seen
+        lab.traffic(lab.a, "udp", B4, "19")
+        assert beside.find(lambda e: e["reason"] == "NO_SOCKET" and e["dport"] == 19) is not None
+    assert {e["reason"] for e in beside.seen} >= {"IP_RPFILTER", "NETFILTER_DROP", "NO_SOCKET"}
     probes = [e for e in beside.seen if e["location"].startswith("inet_rtm_getroute")
-              or e["comm"] in ("ip", "ss", "nft", "nsenter", "tc", "ethtool", "cat")]
+              or e["comm"] in ("ip", "ss", "nft", "nsenter", "tc", "ethtool", "cat", "conntrack")]
     assert probes == []
 
 
