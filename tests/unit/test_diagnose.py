@@ -254,3 +254,22 @@ def test_nft_findings_mark_only_the_rule_reached():
     # the hook not known: each hook the packet may have met, and no `!!` unless only one drops it
     got = nft_findings(rs, p, None, "in", tx, "lab-b")
     assert [f.result for f in got if f.result == "cause"] == ["cause"]
+
+
+_JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 40000), st.text(max_size=12),
+                                  st.sampled_from(["all", "default", "main", "local", "10.0.0.0/8", "::/0",
+                                                   "blackhole", "unicast", "10.1.2.3", "eth0"])),
+                        lambda inner: st.dictionaries(st.sampled_from(
+                            ["priority", "src", "srclen", "dst", "dstlen", "iif", "table", "action", "type",
+                             "dev", "gateway", "metric", "fwmark", "not"]), inner, max_size=6), max_leaves=12)
+
+
+@given(st.lists(_JSONISH, max_size=6), st.lists(_JSONISH, max_size=8),
+       st.sampled_from(["10.1.2.3", "192.0.2.1", "2001:db8::1"]), st.sampled_from([None, "10.0.0.1", "x"]))
+def test_route_choice_never_raises(rules, routes, dst, src):
+    from ipaddress import ip_address
+
+    from droptrace.diagnose.routes import choose
+
+    got = choose(rules, routes, ip_address(dst), src)  # whatever `ip -j` printed
+    assert got.route is None or got.route.text()

@@ -17,9 +17,9 @@ from typing import Any, List, Optional, Tuple
 
 from .host import Netns
 
-Addr = ipaddress._BaseAddress  # IPv4Address | IPv6Address
+# rule keys whose selectors are evaluated here (or that select nothing); any other skips the rule
 _PLAIN_RULE_KEYS = {"priority", "src", "srclen", "dst", "dstlen", "iif", "table", "action", "protocol",
-                    "l3mdev", "flags"}
+                    "flags"}
 
 
 @dataclass(frozen=True)
