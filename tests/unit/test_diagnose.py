@@ -273,3 +273,47 @@ def test_route_choice_never_raises(rules, routes, dst, src):
 
     got = choose(rules, routes, ip_address(dst), src)  # whatever `ip -j` printed
     assert got.route is None or got.route.text()
+
+
+class _Answers:
+    """A namespace whose commands print what was saved (no host is read)."""
+
+    label = "lab-b"
+    path = "/run/netns/lab-b"
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def run(self, argv):
+        from droptrace.diagnose.host import Result
+
+        self.asked.append(argv)
+        out = self.answers.get(argv[0])
+        return Result(out is not None, out or "", "" if out is not None else f"{argv[0]} is not installed")
+
+
+def _udp_group(**kw):
+    from droptrace.diagnose.checks import Group
+
+    e = Event.from_dict({"reason": "NETFILTER_DROP", "location": "nft_do_chain+0x46f", "l3": "ipv4",
+                         "l4": "udp", "saddr": "127.0.0.1", "daddr": "127.0.0.1", "sport": 43042,
+                         "dport": 5353, **kw})
+    g = Group(e.reason, e.location, None, "lo", e, count=1)
+    g.sports[e.sport] = 1
+    return g
+
+
+def test_conntrack_entry_or_its_absence():
+    from droptrace.diagnose.checks import conntrack_entry
+
+    ns = _Answers({"conntrack": CONNTRACK.splitlines()[1] + "\n"})
+    (f,) = conntrack_entry(_udp_group(), ns)
+    assert f.detail.startswith("entry: udp src=127.0.0.1 dst=127.0.0.1 sport=43042 dport=5353 [UNREPLIED]")
+    assert ns.asked[0] == ["conntrack", "-L", "-f", "ipv4", "-p", "udp", "-s", "127.0.0.1", "-d", "127.0.0.1",
+                           "--sport", "43042", "--dport", "5353"]
+    assert ns.asked[1][4:] == ["-p", "udp", "--reply-src", "127.0.0.1", "--reply-dst", "127.0.0.1",
+                               "--reply-port-src", "43042", "--reply-port-dst", "5353"]
+    (f,) = conntrack_entry(_udp_group(), _Answers({"conntrack": ""}))
+    assert f.result == "info" and f.detail.startswith("no conntrack entry for this flow in namespace lab-b")
+    (f,) = conntrack_entry(_udp_group(), _Answers({}))
+    assert f.result == "unknown" and "conntrack is not installed" in f.detail

@@ -85,7 +85,7 @@ def lookup(ns: Netns, l3: Optional[str], l4: Optional[str], saddr: Optional[str]
         if not r.ok:
             return None, r.err or "conntrack failed"
         found += parse(r.out)
-    return found, " ".join(base + ways[0])
+    return list(dict.fromkeys(found)), " ".join(base + ways[0])  # an entry both ways is one entry
 
 
 __all__ = ["Entry", "parse", "lookup"]
