@@ -289,6 +289,18 @@ def test_no_socket_v6only_listener(lab):
 
 
 @needs_reasons
+def test_nft_trace_without_netns_removes_stale_tables_of_named_namespaces(lab):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"droptrace_trace_{dead.pid}"
+    lab.run("nft", "add", "table", "inet", stale, ns=lab.b)
+    with Droptrace("diagnose", "--nft-trace", "-d", "600", "udp dst port 1", json_events=False) as dt:
+        dt.wait_ready()  # the sweep is done before tracing starts
+        assert stale not in lab.run("nft", "list", "tables", ns=lab.b).stdout
+        assert dt.stop() == 0, "".join(dt.stderr)
+
+
+@needs_reasons
 def test_nft_trace_follows_the_drop_into_its_namespace(lab):
     # no --netns: tracing starts in droptrace's own namespace, then in B at B's first drop
     sc = scenario("nft-drop")

@@ -91,17 +91,9 @@ def find(inode: Optional[int]) -> Optional[Netns]:
     own = os.stat("/proc/self/ns/net").st_ino
     if inode is None or inode == own:
         return Netns(own, None, f"{own} (droptrace's own)")
-    try:
-        names = sorted(os.listdir(NETNS_RUN))
-    except OSError:
-        names = []
-    for name in names:
-        path = os.path.join(NETNS_RUN, name)
-        try:
-            if os.stat(path).st_ino == inode:
-                return Netns(inode, path, name)
-        except OSError:
-            continue
+    for ns in named():
+        if ns.inode == inode:
+            return ns
     for pid in _pids():
         path = f"/proc/{pid}/ns/net"
         try:
@@ -110,6 +102,22 @@ def find(inode: Optional[int]) -> Optional[Netns]:
         except OSError:
             continue
     return None
+
+
+def named() -> List[Netns]:
+    """The namespaces `ip netns` names (bind mounts in /run/netns)."""
+    try:
+        names = sorted(os.listdir(NETNS_RUN))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(NETNS_RUN, name)
+        try:
+            out.append(Netns(os.stat(path).st_ino, path, name))
+        except OSError:
+            continue
+    return out
 
 
 def _pids() -> List[int]:
@@ -127,4 +135,4 @@ def comm(pid: int) -> Optional[str]:
         return None
 
 
-__all__ = ["Netns", "Result", "find", "comm"]
+__all__ = ["Netns", "Result", "find", "named", "comm"]

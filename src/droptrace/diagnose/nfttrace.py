@@ -16,7 +16,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DroptraceError
-from .host import Netns, find
+from .host import Netns, find, named
 
 TABLE_PREFIX = "droptrace_trace_"
 _LINE = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
@@ -70,6 +70,9 @@ class NftTrace:
         return cls(spaces, follow=not netns_inodes)
 
     def start(self) -> None:
+        if self.following:  # the namespaces it may follow into: the named ones, cleared of stale tables
+            for ns in named():
+                self._remove_stale(ns)
         for ns in self.initial:
             try:
                 self.add(ns)
