@@ -60,7 +60,7 @@ def test_rule_texts_filter():
     assert t[(*F, 8)] == "ip saddr 10.0.0.0/8 udp dport 53 drop"
     assert t[(*F, 9)] == 'iifname "eth0" meta l4proto icmp drop'
     assert t[(*F, 10)] == "ct state invalid drop"
-    assert t[(*F, 11)] == "ip saddr @blocked4 counter packets 0 bytes 0 drop"
+    assert t[(*F, 11)] == "ip saddr @blocked4 counter drop"  # the counter's values left out
     assert t[(*F, 18)] == "tcp dport vmap { 9000 : drop, 9001 : accept }"
     assert t[(*F, 21)] == "jump extra"
     assert t[("inet", "filter", "extra", 22)] == "udp sport 123 drop"
@@ -79,7 +79,7 @@ def test_rule_texts_quirks():
         ("inet", "my-t", "in_put", 4): 'tcp dport { 1, 2, 3 } drop comment "x # handle 99 {"',
         ("inet", "my-t", "in_put", 5): "ip daddr @many drop"}
     assert TEXTS["misc"][(*M, 25)] == \
-        'tcp dport 9 counter packets 0 bytes 0 reject with tcp reset comment "discard"'
+        'tcp dport 9 counter reject with tcp reset comment "discard"'
 
 
 def test_rule_texts_of_nothing():
@@ -497,3 +497,19 @@ def test_any_packet_any_hook(p, hook, name):
     assert sum(1 for w in e.ways if w.default) == 1  # exactly one way matches no undecidable rule
     c = e.cause()
     assert c is None or (c.end == "drop" and c.by is not None and c.by.drops)
+
+
+def test_iptables_on_nf_tables():
+    # its rules are nft rules; what it could not translate is an xt match (not evaluated) or target
+    rs = parse_json((DATA / "iptables-nft.json").read_text())
+    tx = rule_texts((DATA / "iptables-nft.txt").read_text())
+    p = pkt(**V4, l4="udp", sport=5, dport=7900)
+    e = evaluate(rs, p, "input", tx)
+    c = e.cause()
+    assert (c.by.handle, c.by.text, c.by.fit) == (2, "udp dport 7900 counter drop", MATCHES)
+    assert [(s.handle, s.unevaluated) for s, _ in e.undecided(c)] == [(3, ("xt match conntrack",))]
+    p = pkt(l3="ipv4", l4="tcp", saddr="10.1.1.1", daddr="10.0.0.2", sport=5, dport=22)
+    e = evaluate(rs, p, "input", tx)
+    c = e.cause()  # the xt target REJECT is a reject; the multiport match is not evaluated
+    assert (c.by.handle, c.by.verdict, c.by.fit, c.by.unevaluated) == (4, "reject", MAY_MATCH,
+                                                                         ("xt match multiport",))

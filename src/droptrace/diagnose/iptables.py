@@ -21,7 +21,7 @@ _BASE = {
     "filter": {c: (c.lower(), 0) for c in ("INPUT", "FORWARD", "OUTPUT")},
     "security": {c: (c.lower(), 50) for c in ("INPUT", "FORWARD", "OUTPUT")},
 }
-_TARGETS = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return", "QUEUE": "queue",
+TARGETS = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return", "QUEUE": "queue",
             "NFQUEUE": "queue", "DNAT": "dnat", "SNAT": "snat", "MASQUERADE": "masquerade",
             "REDIRECT": "redirect"}
 _SIDE_TARGETS = {"LOG", "NFLOG", "MARK", "CONNMARK", "CT", "NOTRACK", "TRACE", "CLASSIFY", "DSCP", "TOS",
@@ -152,12 +152,12 @@ def _ports(arg: str) -> Any:
 def _target(name: str, goto: bool) -> dict:
     if goto:
         return {"goto": {"target": name}}
-    if name in _TARGETS:
-        kind = _TARGETS[name]
+    if name in TARGETS:
+        kind = TARGETS[name]
         return {kind: None}
     if name in _SIDE_TARGETS:
         return {"counter": None}  # not a verdict: the next rule runs
     return {"jump": {"target": name}}
 
 
-__all__ = ["to_nft", "table_name"]
+__all__ = ["to_nft", "table_name", "TARGETS", "LEGACY"]

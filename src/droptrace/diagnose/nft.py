@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .iptables import LEGACY
+from .iptables import LEGACY, TARGETS
 
 Tri = Optional[bool]  # True, False, or None: cannot tell
 
@@ -116,7 +116,7 @@ def rule_texts(text: str) -> Dict[Tuple[str, str, str, int], str]:
         m = _HANDLE.search(line)
         body = line[:m.start()].rstrip() if m else line
         if m and len(stack) == 2 and stack[1][0] == "chain" and not body.endswith("{"):
-            out[(family, table, stack[1][1], int(m.group(1)))] = body
+            out[(family, table, stack[1][1], int(m.group(1)))] = uncounted(body)
         elif body.endswith("{") and body.split(None, 1)[0] in _BLOCKS:
             words = body[:-1].split()
             if words[0] == "table" and len(words) == 3 and not stack:
@@ -530,6 +530,8 @@ def _as_verdict(x: Any) -> Optional[Verdict]:
         return (kind, str(target)) if target is not None else None
     if kind in ("drop", "reject", "return", "continue") or kind in _TERMINAL_ACCEPT:
         return kind, None
+    if kind == "xt" and isinstance(val, dict) and val.get("type") == "target" and val.get("name") in TARGETS:
+        return TARGETS[val["name"]], None  # iptables-nft's REJECT, MASQUERADE...
     return None
 
 
@@ -766,6 +768,11 @@ def _addr(x: Any) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address, None]:
         return None
 
 
+def uncounted(rule: str) -> str:
+    """The rule as written: without its counter's running values (`counter packets 3 bytes 84`)."""
+    return re.sub(r" packets \d+ bytes \d+", "", rule)
+
+
 def _unquote(s: str) -> str:
     return s[1:-1] if len(s) >= 2 and s[0] == s[-1] == '"' else s
 
@@ -841,4 +848,4 @@ def _show(x: Any) -> str:
 
 
 __all__ = ["Packet", "RuleMatch", "Step", "Way", "Evaluation", "Ruleset", "HOOKS", "parse_json", "rule_texts",
-           "drop_rules", "evaluate", "MATCHES", "MAY_MATCH"]
+           "drop_rules", "evaluate", "uncounted", "MATCHES", "MAY_MATCH"]

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DroptraceError
 from .host import Netns, find, named
+from .nft import uncounted
 
 TABLE_PREFIX = "droptrace_trace_"
 _LINE = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
@@ -216,15 +217,10 @@ def verdicts(lines: Sequence[str]) -> Dict[FlowKey, str]:
         v = _VERDICT.match(rest)
         if v and tid in flows:
             rule = v.group(1)
-            what = f"rule `{_uncounted(rule)}`" if rule else "the chain's policy"
+            what = f"rule `{uncounted(rule)}`" if rule else "the chain's policy"
             out[flows[tid]] = (f"table {family} {table}, chain {chain}: {what} gave verdict "
                                f"{v.group(2) or v.group(3)}")
     return out
-
-
-def _uncounted(rule: str) -> str:
-    """The rule as written: without the counter's running values."""
-    return re.sub(r" packets \d+ bytes \d+", "", rule)
 
 
 def _int(text: Optional[str]) -> Optional[int]:
