@@ -12,7 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from droptrace.diagnose.nft import MATCHES, MAY_MATCH, Packet, RuleMatch, drop_rules, parse_json, rule_texts
+from droptrace.diagnose.nft import (
+    HOOKS,
+    MATCHES,
+    MAY_MATCH,
+    Packet,
+    RuleMatch,
+    drop_rules,
+    evaluate,
+    parse_json,
+    rule_texts,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "nft"
 NAMES = ("filter", "misc", "quirks")
@@ -50,7 +60,7 @@ def test_rule_texts_filter():
     assert t[(*F, 8)] == "ip saddr 10.0.0.0/8 udp dport 53 drop"
     assert t[(*F, 9)] == 'iifname "eth0" meta l4proto icmp drop'
     assert t[(*F, 10)] == "ct state invalid drop"
-    assert t[(*F, 11)] == "ip saddr @blocked4 counter packets 0 bytes 0 drop"
+    assert t[(*F, 11)] == "ip saddr @blocked4 counter drop"  # the counter's values left out
     assert t[(*F, 18)] == "tcp dport vmap { 9000 : drop, 9001 : accept }"
     assert t[(*F, 21)] == "jump extra"
     assert t[("inet", "filter", "extra", 22)] == "udp sport 123 drop"
@@ -69,7 +79,7 @@ def test_rule_texts_quirks():
         ("inet", "my-t", "in_put", 4): 'tcp dport { 1, 2, 3 } drop comment "x # handle 99 {"',
         ("inet", "my-t", "in_put", 5): "ip daddr @many drop"}
     assert TEXTS["misc"][(*M, 25)] == \
-        'tcp dport 9 counter packets 0 bytes 0 reject with tcp reset comment "discard"'
+        'tcp dport 9 counter reject with tcp reset comment "discard"'
 
 
 def test_rule_texts_of_nothing():
@@ -275,8 +285,11 @@ def test_set_elements_empty_with_timeout_interval():
     assert (*M, 14) not in fits("misc", pkt(**V4, l4="udp", dport=3100))
 
 
-def test_concatenation_not_evaluated_but_its_headers_are():
-    m = found("misc", pkt(l3="ipv4", l4="tcp", saddr="192.0.2.1", dport=22))[(*M, 12)]
+def test_concatenation():
+    assert fits("misc", pkt(l3="ipv4", l4="tcp", saddr="192.0.2.1", dport=22))[(*M, 12)] == MATCHES
+    assert (*M, 12) not in fits("misc", pkt(l3="ipv4", l4="tcp", saddr="192.0.2.1", dport=23))
+    assert (*M, 12) not in fits("misc", pkt(l3="ipv4", l4="tcp", saddr="192.0.2.2", dport=22))
+    m = found("misc", pkt(l3="ipv4", l4="tcp", dport=22))[(*M, 12)]  # the address unknown
     assert (m.fit, m.unevaluated) == (MAY_MATCH, ("ip saddr . tcp dport @pairs",))
     assert (*M, 12) not in fits("misc", pkt(**V6, l4="tcp", dport=22))
     assert (*M, 12) not in fits("misc", pkt(**V4, l4="udp", dport=22))
@@ -300,6 +313,11 @@ def test_not_evaluated():
     assert m[(*M, 27)].unevaluated == ("ether saddr 00:11:22:33:44:55",)
     assert (*M, 17) not in m  # icmp type: an ICMP packet only
     assert found("misc", pkt(**V4, l4="icmp"))[(*M, 17)].unevaluated == ("icmp type echo-request",)
+    assert fits("misc", pkt(**V4, l4="icmp", icmp_type=8))[(*M, 17)] == MATCHES  # the type known
+    assert (*M, 17) not in fits("misc", pkt(**V4, l4="icmp", icmp_type=0))
+    six = ("ip6", "v6only", "input", 2)  # icmpv6 type echo-request
+    assert fits("filter", pkt(**V6, l4="icmpv6", icmp_type=128))[six] == MATCHES
+    assert six not in fits("filter", pkt(**V6, l4="icmpv6", icmp_type=129))
     assert found("misc", pkt(**V4, l4="udp", dport=5353))[(*M, 18)].unevaluated == ("fib daddr type local",)
     assert (*M, 18) not in fits("misc", pkt(**V4, l4="udp", dport=53))
     assert (*M, 19) not in fits("misc", pkt(l3="ipv4", l4="tcp", daddr="192.0.2.51", dport=1))
@@ -362,8 +380,9 @@ PACKETS = st.builds(
     iifname=_maybe(st.one_of(st.sampled_from(["eth0", "veth0", "lo"]), st.text(max_size=16))),
     oifname=_maybe(st.one_of(st.sampled_from(["wan0", "lo"]), st.text(max_size=16))),
     mark=_maybe(st.one_of(st.integers(-(2 ** 40), 2 ** 40), st.just(42))),
+    icmp_type=_maybe(st.one_of(st.integers(-1, 300), st.sampled_from([0, 8, 128]))),
 )
-FIELDS = ("l3", "l4", "saddr", "daddr", "sport", "dport", "iifname", "oifname", "mark")
+FIELDS = ("l3", "l4", "saddr", "daddr", "sport", "dport", "iifname", "oifname", "mark", "icmp_type")
 
 
 @settings(max_examples=150, deadline=None)
@@ -377,3 +396,120 @@ def test_any_packet(p, name, blank):
     less = drop_rules(RULESETS[name], Packet(**{f: None if f == blank else getattr(p, f) for f in FIELDS}))
     assert {(m.family, m.table, m.chain, m.handle) for m in got} <= \
         {(m.family, m.table, m.chain, m.handle) for m in less}
+
+
+# --- hooks.nft: the packet's way through a hook, as the kernel takes it
+
+HOOKS_RS = parse_json((DATA / "hooks.json").read_text())
+HOOKS_TX = rule_texts((DATA / "hooks.txt").read_text())
+
+
+def way(hook: str, **kw):
+    p = pkt(**{**dict(l3="ipv4", l4="udp", saddr="10.0.0.1", daddr="10.0.0.2", sport=5), **kw})
+    e = evaluate(HOOKS_RS, p, hook, HOOKS_TX)
+    return e, e.cause()
+
+
+def where(step) -> Tuple[str, str, str, Optional[int]]:
+    return (step.family, step.table, step.chain, step.handle)
+
+
+def test_base_chains_run_in_priority_order():
+    e, _ = way("input", dport=1)
+    assert e.chains == ("inet a in (priority 10)", "inet b in (priority 20)", "ip c in (priority 30)")
+    e, _ = way("input", l3="ipv6", saddr="2001:db8::1", daddr="2001:db8::2", dport=1)
+    assert e.chains == ("inet a in (priority 10)", "inet b in (priority 20)")  # an ip table: IPv4 only
+
+
+def test_the_first_drop_is_the_cause_and_later_tables_are_not_reached():
+    e, c = way("input", dport=7005)  # table a's vmap drops it; table b's range would too
+    assert where(c.by) == ("inet", "a", "in", 3) and c.by.fit == MATCHES and c.assumed == ()
+    assert e.others() == [] and [w.by for w in e.ways] == [c.by]
+
+
+def test_accept_ends_only_its_base_chain():
+    _, c = way("input", dport=7010)  # accepted by a's vmap, then dropped by b
+    assert where(c.by) == ("inet", "b", "in", 2) and c.by.text == "udp dport 7000-7200 drop"
+
+
+def test_negated_accept_before_a_drop_policy():
+    e, c = way("input", dport=7400)
+    assert where(c.by) == ("ip", "c", "in", None) and c.by.verdict == "policy drop"
+    assert e.undecided(c) == ()  # ct state in table a: accepted or not, c drops it
+    for port in (7300, 9):  # `udp dport != 7400 accept`: accepted, no rule drops it
+        e, c = way("input", dport=port)
+        assert c is None and e.others() == [] and {w.end for w in e.ways} == {"accept"}
+
+
+def test_an_undecidable_rule_before_the_drop_is_named():
+    e, c = way("input", dport=7100)
+    assert where(c.by) == ("inet", "a", "in", 5)
+    ((step, taken),) = e.undecided(c)
+    assert (step.text, step.unevaluated, taken) == ("ct state established,related accept",
+                                                    ("ct state established,related",), False)
+    # had it matched, table b would have dropped it
+    assert [where(w.by) for w in e.others()] == [("inet", "b", "in", 2)]
+    # before 7150, the same rule changes nothing: b drops it either way
+    e, c = way("input", dport=7150)
+    assert where(c.by) == ("inet", "b", "in", 2) and e.undecided(c) == () and e.others() == []
+
+
+def test_jump_return_and_goto():
+    e, c = way("prerouting", saddr="10.50.0.1", dport=7550)  # jump check: dropped there
+    assert where(c.by) == ("inet", "d", "check", 12)
+    e, c = way("prerouting", saddr="10.50.0.1", dport=7500)  # check returns, pre accepts
+    assert c is None or where(c.by) != ("inet", "d", "check", 12)
+    for sport in (1, 2):  # goto gone: accept, or its return ends pre too: 7601 drop never reached
+        e, _ = way("prerouting", dport=7601, sport=sport)
+        assert ("inet", "d", "pre", 7) not in {where(w.by) for w in e.ways if w.by}
+
+
+def test_undecidable_drops_when_no_rule_drops_for_sure():
+    e, c = way("prerouting", dport=9)
+    assert c is None  # two rules may: the limit and ct state invalid
+    assert [where(w.by) for w in e.others()] == [("inet", "d", "pre", 8), ("inet", "d", "pre", 9)]
+    assert e.others()[0].by.unevaluated == ("meta mark 0x00000007", "limit rate 1/second")
+    e, c = way("prerouting", dport=9, mark=7)
+    assert e.others()[0].by.unevaluated == ("limit rate 1/second",)  # the mark is known
+    e, c = way("prerouting", dport=9, mark=8)
+    assert where(c.by) == ("inet", "d", "pre", 9)  # only ct state invalid is left: the only one that can
+
+
+def test_nat_chains_see_a_connections_first_packet_only():
+    e, c = way("prerouting", dport=7800)
+    droppers = [where(w.by) for w in e.ways if w.end == "drop"]
+    assert ("inet", "d", "nat_pre", 15) in droppers and c is None
+    first = next(w for w in e.ways if w.by and where(w.by) == ("inet", "d", "nat_pre", 15))
+    assert [(s.verdict, t) for s, t in first.assumed] == [("entered", True)]
+
+
+def test_hook_of_another_family_or_hook_is_not_run():
+    e, c = way("output", dport=7005)
+    assert e.chains == () and c is None and [w.end for w in e.ways] == ["accept"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(p=PACKETS, hook=st.sampled_from(HOOKS), name=st.sampled_from(NAMES + ("hooks",)))
+def test_any_packet_any_hook(p, hook, name):
+    rs, tx = (HOOKS_RS, HOOKS_TX) if name == "hooks" else (RULESETS[name], TEXTS[name])
+    e = evaluate(rs, p, hook, tx)  # never raises
+    assert e.ways and all(w.end in ("drop", "accept") for w in e.ways)
+    assert sum(1 for w in e.ways if w.default) == 1  # exactly one way matches no undecidable rule
+    c = e.cause()
+    assert c is None or (c.end == "drop" and c.by is not None and c.by.drops)
+
+
+def test_iptables_on_nf_tables():
+    # its rules are nft rules; what it could not translate is an xt match (not evaluated) or target
+    rs = parse_json((DATA / "iptables-nft.json").read_text())
+    tx = rule_texts((DATA / "iptables-nft.txt").read_text())
+    p = pkt(**V4, l4="udp", sport=5, dport=7900)
+    e = evaluate(rs, p, "input", tx)
+    c = e.cause()
+    assert (c.by.handle, c.by.text, c.by.fit) == (2, "udp dport 7900 counter drop", MATCHES)
+    assert [(s.handle, s.unevaluated) for s, _ in e.undecided(c)] == [(3, ("xt match conntrack",))]
+    p = pkt(l3="ipv4", l4="tcp", saddr="10.1.1.1", daddr="10.0.0.2", sport=5, dport=22)
+    e = evaluate(rs, p, "input", tx)
+    c = e.cause()  # the xt target REJECT is a reject; the multiport match is not evaluated
+    assert (c.by.handle, c.by.verdict, c.by.fit, c.by.unevaluated) == (4, "reject", MAY_MATCH,
+                                                                         ("xt match multiport",))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..event import Event, dumps
 from ..explain import summary
@@ -27,10 +27,12 @@ MARKS = {"cause": "!!", "ok": "ok", "info": "--", "unknown": "??"}
 class Grouper(EventSink):
     """The stream's sink: drops grouped by reason, location, namespace, interface and flow."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_netns: Optional[Callable[[Optional[int]], None]] = None) -> None:
         from ..diagnose.checks import Group
 
         self._group = Group
+        self._on_netns = on_netns  # called once for each namespace where a drop is seen
+        self._spaces: set = set()
         self.groups: Dict[Tuple, Any] = {}
         self.total = 0
         self.ungrouped = 0  # past MAX_GROUPS_KEPT
@@ -44,14 +46,20 @@ class Grouper(EventSink):
                 if len(self.groups) >= MAX_GROUPS_KEPT:
                     self.ungrouped += 1
                     continue
-                g = self.groups[key] = self._group(e.reason, e.location, e.netns, e.ifname, e)
+                g = self.groups[key] = self._group(e.reason, e.location, e.netns, e.ifname, e,
+                                                   first_seen=time.monotonic())
+            if self._on_netns is not None and e.netns not in self._spaces:
+                self._spaces.add(e.netns)
+                self._on_netns(e.netns)
             g.count += 1
             if len(g.sports) < 64:
                 g.sports[e.sport] = g.sports.get(e.sport, 0) + 1
 
 
-def inspect(groups: List[Any], nft_verdicts: Optional[Dict[Tuple, str]] = None) -> List[Dict[str, Any]]:
-    """The findings of each group, in the order given (most drops first)."""
+def inspect(groups: List[Any], tracing: Any = None,
+            nft_verdicts: Optional[Dict[Optional[int], Dict[Tuple, str]]] = None) -> List[Dict[str, Any]]:
+    """The findings of each group, in the order given (most drops first); with --nft-trace,
+    what the trace said of each group's flow in its namespace, or why it could not say."""
     from ..diagnose import host
     from ..diagnose.checks import Finding, checks_for, generic
 
@@ -71,14 +79,24 @@ def inspect(groups: List[Any], nft_verdicts: Optional[Dict[Tuple, str]] = None) 
             except (OSError, ValueError) as e:  # a host oddity must not cost the whole report
                 findings = [Finding(check.__name__, "unknown", f"the check failed: {e}")]
             if check is generic:
-                others = [x for x in groups if x.reason == g.reason and x is not g]
-                if others:
-                    where = ", ".join(f"{x.location} ({x.count})" for x in others[:3])
+                elsewhere: Dict[str, int] = {}
+                for x in groups:
+                    if x.reason == g.reason and x.location != g.location:
+                        elsewhere[x.location] = elsewhere.get(x.location, 0) + x.count
+                if elsewhere:
+                    where = ", ".join(f"{loc} ({n})" for loc, n in
+                                      sorted(elsewhere.items(), key=lambda x: -x[1])[:3])
                     findings.insert(1, Finding("other locations", "info", f"same reason also at {where}"))
-        if nft_verdicts:
-            verdict = nft_verdicts.get(_flow_key(g.sample))
+        if tracing is not None:
+            verdict = _traced_verdict((nft_verdicts or {}).get(g.netns, {}), g.sample)
             if verdict:
                 findings.insert(0, Finding("nft trace", "cause", verdict))
+            elif g.reason == "NETFILTER_DROP":
+                why = tracing.untraced(g.netns, g.first_seen) or (
+                    "traced there, but `nft monitor trace` gave no drop verdict for this flow: not an "
+                    "nftables rule (iptables-legacy?), or dropped at a hook before the tracing chains "
+                    "(priority -400, prerouting and output)")
+                findings.insert(0, Finding("nft trace", "unknown", why))
         out.append({"reason": g.reason, "location": g.location, "netns": g.netns,
                     "netns_name": None if ns is None or ns.path is None else ns.label,
                     "ifname": g.ifname, "count": g.count, "flow": g.flow(),
@@ -88,8 +106,13 @@ def inspect(groups: List[Any], nft_verdicts: Optional[Dict[Tuple, str]] = None) 
     return out
 
 
-def _flow_key(e: Event) -> Tuple:
-    return (e.saddr, e.daddr, e.sport, e.dport)
+def _traced_verdict(verdicts: Dict[Tuple, str], e: Event) -> Optional[str]:
+    """The traced verdict of this drop's flow: the same source port first, else any other
+    drop of the group (groups ignore the source port; a traced later drop has its own)."""
+    exact = verdicts.get((e.saddr, e.daddr, e.sport, e.dport))
+    if exact:
+        return exact
+    return next((v for (s, d, _, p), v in verdicts.items() if (s, d, p) == (e.saddr, e.daddr, e.dport)), None)
 
 
 def render(report: Dict[str, Any]) -> str:
@@ -100,18 +123,25 @@ def render(report: Dict[str, Any]) -> str:
         lines.append("no drops matched while watching: nothing to diagnose")
     for i, g in enumerate(report["groups"], 1):
         f = g["flow"]
-        src = f"{f['saddr']}" + (f":{f['sport']}" if f.get("sport") is not None else "")
-        dst = f"{f['daddr']}" + (f":{f['dport']}" if f.get("dport") is not None else "")
+        src, dst = _endpoint(f["saddr"], f.get("sport")), _endpoint(f["daddr"], f.get("dport"))
         flow = f"{f['l4'] or f['l3'] or '?'} {src} -> {dst}" if f.get("saddr") else f"{f['l3'] or '?'}"
         ns = g["netns_name"] or g["netns"]
-        lines += ["", f"[{i}] {g['reason'] or '(no reason)'} x{g['count']}  {flow}  on {g['ifname'] or '?'} "
-                  f"in netns {ns}", f"    at {g['location']}"]
+        where = (f"  on {g['ifname']}" if g["ifname"] else "") + (f" in netns {ns}" if ns is not None else "")
+        lines += ["", f"[{i}] {g['reason'] or '(no reason)'} x{g['count']}  {flow}{where}",
+                  f"    at {g['location']}"]
         lines += textwrap.wrap(g["summary"] or "", 100, initial_indent="    ", subsequent_indent="    ")
         for x in g["findings"]:
             lines += textwrap.wrap(f"{x['check']}: {x['detail']}", 100,
                                    initial_indent=f"  {MARKS.get(x['result'], '--')} ",
                                    subsequent_indent="       ")
     return "\n".join(lines) + "\n"
+
+
+def _endpoint(addr: Optional[str], port: Optional[int]) -> str:
+    """10.0.0.1:53, [2001:db8::1]:53, or the address alone without a port."""
+    if port is None:
+        return str(addr)
+    return f"[{addr}]:{port}" if addr and ":" in addr else f"{addr}:{port}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-groups", type=positive("--max-groups"), default=10,
                    metavar="N", help="inspect the N largest groups (default 10)")
     p.add_argument("--nft-trace", action="store_true",
-                   help="pinpoint the nft rule with nft tracing: adds a table in each namespace watched "
-                   "(--netns) for the watch, removed on exit, Ctrl-C or SIGTERM")
+                   help="pinpoint the nft rule with nft tracing: adds a table in each namespace named by "
+                   "--netns, or without it in droptrace's own and in each one where a watched drop happens "
+                   "(from that drop on), for the watch; removed on exit, Ctrl-C or SIGTERM")
     add_trace_options(p)
     return p
 
@@ -141,13 +172,13 @@ def main(argv: Sequence[str]) -> int:
     opts = options(args)
     opts.stack = True  # a stack sample for the groups no check explains
     tracer = DropTracer(opts)
-    sink = Grouper()
     started = time.monotonic()
     tracing = None
     if args.nft_trace:
         from ..diagnose.nfttrace import NftTrace
 
         tracing = NftTrace.for_options(sorted(opts.netns))
+    sink = Grouper(tracing.follow if tracing is not None and tracing.following else None)
     try:
         if tracing is not None:
             tracing.start()
@@ -164,7 +195,7 @@ def main(argv: Sequence[str]) -> int:
                f"{len(shown)}...")
     report = {"duration": round(duration, 3), "drops": sink.total, "lost": lost,
               "group_count": len(ranked) + (1 if sink.ungrouped else 0),
-              "groups": inspect(shown, verdicts)}
+              "groups": inspect(shown, tracing, verdicts)}
     out = Output.stdout()
     out.write(dumps(report) + b"\n") if args.json else out.write_text(render(report))
     return 0

@@ -73,23 +73,27 @@ class Netns:
         text = self.read("/proc/sys/" + name.replace(".", "/"))
         return None if text is None else " ".join(text.split())
 
+    def setting(self, name: str) -> str:
+        """`name=value` as a person reads it: host-wide settings (udp_mem, tcp_mem...) are not
+        visible inside a namespace, so they are read in droptrace's own and said to be."""
+        value = self.sysctl(name)
+        if value is not None:
+            return f"{name}={value}"
+        if self.path is not None:
+            value = Netns(None, None, "").sysctl(name)
+            if value is not None:
+                return f"{name}={value} (host-wide)"
+        return f"{name}: not on this kernel"
+
 
 def find(inode: Optional[int]) -> Optional[Netns]:
     """The namespace with this inode, if anything still names it (None: it is gone)."""
     own = os.stat("/proc/self/ns/net").st_ino
     if inode is None or inode == own:
-        return Netns(own, None, "this namespace")
-    try:
-        names = sorted(os.listdir(NETNS_RUN))
-    except OSError:
-        names = []
-    for name in names:
-        path = os.path.join(NETNS_RUN, name)
-        try:
-            if os.stat(path).st_ino == inode:
-                return Netns(inode, path, name)
-        except OSError:
-            continue
+        return Netns(own, None, f"{own} (droptrace's own)")
+    for ns in named():
+        if ns.inode == inode:
+            return ns
     for pid in _pids():
         path = f"/proc/{pid}/ns/net"
         try:
@@ -98,6 +102,22 @@ def find(inode: Optional[int]) -> Optional[Netns]:
         except OSError:
             continue
     return None
+
+
+def named() -> List[Netns]:
+    """The namespaces `ip netns` names (bind mounts in /run/netns)."""
+    try:
+        names = sorted(os.listdir(NETNS_RUN))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(NETNS_RUN, name)
+        try:
+            out.append(Netns(os.stat(path).st_ino, path, name))
+        except OSError:
+            continue
+    return out
 
 
 def _pids() -> List[int]:
@@ -115,4 +135,4 @@ def comm(pid: int) -> Optional[str]:
         return None
 
 
-__all__ = ["Netns", "Result", "find", "comm"]
+__all__ = ["Netns", "Result", "find", "named", "comm"]

@@ -16,7 +16,8 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import DroptraceError
-from .host import Netns, find
+from .host import Netns, find, named
+from .nft import uncounted
 
 TABLE_PREFIX = "droptrace_trace_"
 _LINE = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
@@ -41,12 +42,22 @@ FlowKey = Tuple[Optional[str], Optional[str], Optional[int], Optional[int]]
 
 
 class NftTrace:
-    def __init__(self, spaces: Sequence[Netns]) -> None:
-        self.spaces = list(spaces)
+    """Tracing tables and their monitors, one of each per namespace traced.
+
+    With --netns, the namespaces named are traced from the start. Without it, droptrace's own
+    namespace is, and each namespace where a watched drop happens is added at its first drop
+    (follow): the drops after it there are traced. Each addition first removes tables that a
+    killed earlier run left in that namespace."""
+
+    def __init__(self, spaces: Sequence[Netns], follow: bool = False) -> None:
+        self.initial = list(spaces)
+        self.following = follow
         self.table = f"{TABLE_PREFIX}{os.getpid()}"
-        self._added: List[Netns] = []
+        self.traced: Dict[Optional[int], Netns] = {}  # by inode: a table and a monitor there
+        self.since: Dict[Optional[int], float] = {}  # when tracing began there (monotonic)
+        self.failed: Dict[Optional[int], str] = {}  # namespaces that could not be traced, and why
         self._monitors: List[Tuple[subprocess.Popen, threading.Thread]] = []
-        self.lines: List[str] = []
+        self.lines: Dict[Optional[int], List[str]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -57,26 +68,54 @@ class NftTrace:
             if ns is None:
                 raise DroptraceError(f"--nft-trace: network namespace {inode} not found")
             spaces.append(ns)
-        return cls(spaces)
+        return cls(spaces, follow=not netns_inodes)
 
     def start(self) -> None:
-        for ns in self.spaces:
-            self._remove_stale(ns)
-            r = subprocess.run(ns.command(["nft", "-f", "-"]), input=RULESET.format(table=self.table),
-                               capture_output=True, text=True, timeout=30)
-            if r.returncode:
+        if self.following:  # the namespaces it may follow into: the named ones, cleared of stale tables
+            for ns in named():
+                self._remove_stale(ns)
+        for ns in self.initial:
+            try:
+                self.add(ns)
+            except DroptraceError:
                 self.stop()
-                raise DroptraceError(f"--nft-trace: adding table inet {self.table} in {ns.label}: "
-                                     f"{r.stderr.strip() or 'nft failed'}")
-            self._added.append(ns)
-            # stdbuf: nft writes to a pipe in blocks, and a terminated nft never flushes them
-            proc = subprocess.Popen(ns.command(["stdbuf", "-oL", "nft", "monitor", "trace"]),
-                                    stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-            thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-            thread.start()
-            self._monitors.append((proc, thread))
-            self._wait_subscribed(proc, ns)
+                raise
+
+    def follow(self, inode: Optional[int]) -> None:
+        """A watched drop happened in this namespace: trace there too, if not yet (never raises:
+        a namespace that cannot be traced is remembered with the reason)."""
+        if not self.following or inode in self.traced or inode in self.failed:
+            return
+        ns = find(inode)
+        if ns is None:
+            self.failed[inode] = "the namespace was gone before tracing could start there"
+            return
+        try:
+            self.add(ns)
+        except DroptraceError as e:
+            self.failed[inode] = str(e)
+
+    def add(self, ns: Netns) -> None:
+        """Trace in ns: the monitor first, subscribed, then the table, so that once the table
+        is there (`nft list tables` shows it) no traced packet is missed."""
+        if ns.inode in self.traced:
+            return
+        self._remove_stale(ns)
+        # stdbuf: nft writes to a pipe in blocks, and a terminated nft never flushes them
+        proc = subprocess.Popen(ns.command(["stdbuf", "-oL", "nft", "monitor", "trace"]),
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        thread = threading.Thread(target=self._read, args=(proc, ns.inode), daemon=True)
+        thread.start()
+        self._monitors.append((proc, thread))
+        self._wait_subscribed(proc, ns)
+        r = subprocess.run(ns.command(["nft", "-f", "-"]), input=RULESET.format(table=self.table),
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode:
+            raise DroptraceError(f"--nft-trace: adding table inet {self.table} in {ns.label}: "
+                                 f"{r.stderr.strip() or 'nft failed'}")
+        self.traced[ns.inode] = ns
+        self.since[ns.inode] = time.monotonic()
 
     @staticmethod
     def _wait_subscribed(proc: subprocess.Popen, ns: Netns, timeout: float = 30.0) -> None:
@@ -89,13 +128,14 @@ class NftTrace:
             time.sleep(0.02)
         raise DroptraceError(f"--nft-trace: `nft monitor trace` did not start in {ns.label}")
 
-    def _read(self, proc: subprocess.Popen) -> None:
+    def _read(self, proc: subprocess.Popen, inode: Optional[int]) -> None:
         for line in proc.stdout or ():
             with self._lock:
-                self.lines.append(line.rstrip("\n"))
+                self.lines.setdefault(inode, []).append(line.rstrip("\n"))
 
-    def stop(self) -> Dict[FlowKey, str]:
-        """Remove what start() added; the verdicts seen, by (saddr, daddr, sport, dport)."""
+    def stop(self) -> Dict[Optional[int], Dict[FlowKey, str]]:
+        """Remove what start() and follow() added; the verdicts seen, by namespace and by
+        (saddr, daddr, sport, dport)."""
         self._settle()
         for proc, thread in self._monitors:
             proc.terminate()
@@ -106,12 +146,11 @@ class NftTrace:
                 proc.wait()
             thread.join(5)
         self._monitors = []
-        for ns in self._added:
+        for ns in self.traced.values():
             subprocess.run(ns.command(["nft", "delete", "table", "inet", self.table]),
                            capture_output=True, timeout=30)
-        self._added = []
         with self._lock:
-            return verdicts(self.lines)
+            return {inode: verdicts(lines) for inode, lines in self.lines.items()}
 
     def _settle(self, quiet: float = 0.3, most: float = 3.0) -> None:
         """Let the monitors print what the kernel already sent: until no line came for `quiet` s."""
@@ -120,7 +159,7 @@ class NftTrace:
         deadline, seen = time.monotonic() + most, -1
         while time.monotonic() < deadline:
             with self._lock:
-                n = len(self.lines)
+                n = sum(len(x) for x in self.lines.values())
             if n == seen:
                 return
             seen = n
@@ -132,6 +171,17 @@ class NftTrace:
             if not os.path.exists(f"/proc/{name[1]}"):
                 subprocess.run(ns.command(["nft", "delete", "table", "inet", name[0]]), capture_output=True,
                                timeout=30)
+
+    def untraced(self, inode: Optional[int], first_drop: float) -> Optional[str]:
+        """Why drops in this namespace may have no traced verdict (None: traced from before it)."""
+        if inode in self.failed:
+            return f"could not trace there: {self.failed[inode]}"
+        if inode not in self.traced:
+            return "not traced there (--netns names the namespaces traced)"
+        if self.since[inode] > first_drop:
+            return ("tracing there began at this group's first drop (it happened in a namespace not traced "
+                    "yet); only later drops of it could be traced")
+        return None
 
 
 def _subscribed(pid: int) -> bool:
@@ -167,15 +217,10 @@ def verdicts(lines: Sequence[str]) -> Dict[FlowKey, str]:
         v = _VERDICT.match(rest)
         if v and tid in flows:
             rule = v.group(1)
-            what = f"rule `{_uncounted(rule)}`" if rule else "the chain's policy"
-            out[flows[tid]] = (f"nft trace: table {family} {table}, chain {chain}: {what} gave verdict "
+            what = f"rule `{uncounted(rule)}`" if rule else "the chain's policy"
+            out[flows[tid]] = (f"table {family} {table}, chain {chain}: {what} gave verdict "
                                f"{v.group(2) or v.group(3)}")
     return out
-
-
-def _uncounted(rule: str) -> str:
-    """The rule as written: without the counter's running values."""
-    return re.sub(r" packets \d+ bytes \d+", "", rule)
 
 
 def _int(text: Optional[str]) -> Optional[int]:
