@@ -13,7 +13,7 @@ KNOWN = ("NO_SOCKET", "TCP_CSUM", "NETFILTER_DROP")
 
 
 class FakeReasons:
-    def all_names(self):
+    def core_names(self):
         return dict(enumerate(KNOWN))
 
     def value(self, name):

@@ -75,13 +75,15 @@ def listen_address(text: str) -> Tuple[str, int]:
 
 def reasons_counted(tracer: CountTracer) -> FrozenSet[str]:
     """The values the reason label can take for the drops this tracer counts (--reason,
-    --exclude-reason): each may need its own folded series."""
+    --exclude-reason): each may need its own folded series. Without --reason, the core reasons:
+    a subsystem's own (OPENVSWITCH:...) folds into the series of the rest, so that start need not
+    read every module's BTF for them."""
     r, o = tracer.reasons, tracer.opts
     if not tracer.has_reason or r is None:
         return frozenset({""})
     if o.reasons:
         return frozenset(r.name(r.value(n)) for n in o.reasons)
-    return frozenset(r.all_names().values()) - {r.name(r.value(n)) for n in o.exclude_reasons}
+    return frozenset(r.core_names().values()) - {r.name(r.value(n)) for n in o.exclude_reasons}
 
 
 @dataclass
