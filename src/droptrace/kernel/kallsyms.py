@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import time
 from array import array
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -87,6 +88,11 @@ class Kallsyms:
             return _read(KALLSYMS), _read_lines(MODULES)
         return cls(*read(), reload=read)
 
+    @classmethod
+    def in_background(cls) -> "Reading":
+        """load() in a thread: start need not wait for it (some 0.1 s for 120,000 symbols)."""
+        return Reading(cls.load)
+
     def module_of(self, addr: int) -> Optional[str]:
         i = bisect.bisect_right(self._mod_starts, addr) - 1
         if i >= 0 and addr < self._modules[i][1]:
@@ -136,3 +142,31 @@ class Kallsyms:
             s = f"{name}+0x{off:x}" + (f" [{mod}]" if mod else "")
         self._cache[addr] = s
         return s
+
+
+class Reading:
+    """Kallsyms being read in a thread (Kallsyms.in_background): the first name asked for waits
+    until it is read; an error reading it is raised there."""
+
+    def __init__(self, load: Callable[[], Kallsyms]) -> None:
+        self._done: Optional[Kallsyms] = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(load,), name="kallsyms", daemon=True)
+        self._thread.start()
+
+    def _run(self, load: Callable[[], Kallsyms]) -> None:
+        try:
+            self._done = load()
+        except BaseException as e:  # handed to whoever asks for a name
+            self._error = e
+
+    def get(self) -> Kallsyms:
+        if self._done is None:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        assert self._done is not None
+        return self._done
+
+    def symbolize(self, addr: int) -> str:
+        return self.get().symbolize(addr)
