@@ -12,7 +12,7 @@ from .test_render import Ring
 
 def rings_of(*rings: Ring) -> Rings:
     r = Rings.__new__(Rings)
-    r.rings, r._epoll, r._next = [x.mmap_ring() for x in rings], None, 0
+    r.rings, r._epoll, r._next, r.wake_bytes = [x.mmap_ring() for x in rings], None, 0, 1 << 16
     return r
 
 

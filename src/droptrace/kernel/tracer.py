@@ -62,6 +62,7 @@ class Tracer:
         self._ring_fds: List[int] = []
         self._cpus = online_cpus()
         self.ring_bytes = per_cpu_bytes(opts.ringbuf_bytes, len(self._cpus))  # each CPU's ring
+        self._wake_bytes = self.ring_bytes // 16  # the programs wake the reader past this mark
         self._listed: List[int] = []
         self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
         self._user_filter: Optional[Callable[[Event], bool]] = None  # the expression, without bpf_loop
@@ -82,13 +83,19 @@ class Tracer:
         """Check, compile the filters, learn the kernel, attach, and get ready to read."""
         t0 = time.monotonic()
         check_privileges()
+        if self.RING:
+            # Read while the rest starts (the kernel's work: its text, the verifier), so it is
+            # there by the first event: a reader waiting for it in a flood would fill the rings.
+            # Programs loaded after this snapshot are named by its reload (Kallsyms.symbolize).
+            self._kallsyms = Kallsyms.in_background()
         self._compile_filter()
         if self.btf:
             self._learn_kernel()
         else:
             self._without_btf()
         self._attach()
-        self._kallsyms = Kallsyms.in_background()  # after load: names the programs too
+        if self._kallsyms is None:  # counts: named at the first refresh, after the `Tracing` line
+            self._kallsyms = Kallsyms.in_background()
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), self.opts.stack, big=self.big,
                                     layouts=self.contract)
@@ -195,7 +202,7 @@ class Tracer:
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
             "filter_class": self._filter_classes(),
             # woken once 1/16 of a ring is queued, else by the reader's poll timer (POLL_MS)
-            "wake_bytes": self.ring_bytes // 16 if self.RING else 0,
+            "wake_bytes": self._wake_bytes if self.RING else 0,
             **self._feature_config(),
         }
 
@@ -278,7 +285,7 @@ class Tracer:
             self._ring_fds.append(fd)
             rings.update(cpu.to_bytes(4, "little"), fd.to_bytes(4, "little"))
             made.append((fd, MmapRing(fd, self.ring_bytes, watch=False)))
-        self._rb = Rings(made)
+        self._rb = Rings(made, self._wake_bytes)
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
         """Switch on the programs of this hook (the others are not even loaded); their names.
