@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.droptrace-installed
 SOURCES := pyproject.toml setup.py bpf/build.py $(wildcard bpf/*.h src/droptrace/features/*/*.c src/droptrace/features/*/*.h) src/droptrace/_render.c
 
-.PHONY: lab test test-kernel unit e2e lint bench clean
+.PHONY: lab test test-kernel test-image unit e2e lint bench clean
 
 $(STAMP): $(SOURCES)
 	./scripts/install-system-deps
@@ -27,6 +27,12 @@ test: $(STAMP)
 KERNELS ?= 6.12 5.10 6.1
 test-kernel: $(STAMP)
 	for k in $(KERNELS); do ./scripts/test-other-kernel $$k || exit 1; done
+
+# deploy/Containerfile built with podman and the exporter run from the image, scraped by Prometheus
+# (tests/e2e/test_containers.py). Not in `test`: each build downloads clang, Python and the wheels
+# (some 300 MB; 40 s on our machines).
+test-image: $(STAMP)
+	DROPTRACE_TEST_IMAGE=1 $(PY) -m pytest -q -ra tests/e2e/test_containers.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m 'not e2e'

@@ -4,13 +4,18 @@ while new label sets keep appearing (a long-running exporter must stay bounded i
 `sudo .venv/bin/python bench/exporter.py [--series 2000] [--minutes 5] [--out bench/exporter-last.json]`
 
 bench/soak.py's lab (two namespaces, a veth pair); `droptrace exporter --labels reason,netns,dport
---max-series N+100` counts the drops in B. 1. Scrape time: A sends one UDP datagram to each of N closed
+--max-series N+300` counts the drops in B. 1. Scrape time: A sends one UDP datagram to each of N closed
 ports (1000, 1001, ...) in B, each dropped (NO_SOCKET) into its own series; once B's Udp NoPorts grew
 by N, /metrics is scraped 30 times: wall time (median, p95), droptrace_scrape_duration_seconds, page
 size, series count (must be N). 2. Churn: every 10 s for --minutes, 200 fresh ports (cycling through
 1000..31999) get a datagram, so label sets keep appearing until --max-series folds them into `other`;
 one scrape and one VmRSS sample per round: RSS after the first minute, at the end, the growth, the
-series at the end and droptrace_folded_series_total.
+series at the end and droptrace_folded_series_total. 3. Hostile clients (issue 25), with those N series:
+--half-open connections (default 500) each send half a request head and wait; then --burst (default
+100) scrapes start at once (a barrier): how many are answered, their wall times (median, p95, max),
+the exporter's thread count while they wait; then 5 clients reset their connection before the
+answer: the exporter's stderr lines about them (at most one, no traceback). `--skip-churn` runs 1 and
+3 only (a minute).
 """
 from __future__ import annotations
 
@@ -19,9 +24,12 @@ import json
 import os
 import re
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -32,6 +40,9 @@ sys.path.insert(0, str(HERE))
 import soak  # noqa: E402 (bench/ is not a package)
 
 PREFIX, SCRAPES, ROUND_S, BATCH, FIRST_PORT, END_PORT = "dtexp", 30, 10.0, 200, 1000, 32000
+# --max-series is N plus this: room for the lab's background drops and the slots kept for each reason's
+# `other` series (one per reason of the kernel: about 130 on 6.18).
+HEADROOM = 300
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, whatever http_proxy says
 SENDER = ("import socket, sys, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
           "dst, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\nfor i in range(n):\n"
@@ -82,12 +93,66 @@ def portless(page: str) -> list:
             if ln.startswith("droptrace_drops_total{") and not re.search(r'dport="\d+"', ln)]
 
 
+def threads(pid: int) -> Optional[int]:
+    try:
+        return int(re.search(r"^Threads:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
+def hostile(url: str, pid: int, err: list, half_open: int, burst: int) -> dict:
+    """Phase 3: half-sent requests held open, a burst of concurrent scrapes, clients that reset."""
+    host, port = re.match(r"http://([^:/]+):(\d+)/", url).groups()
+    held = []
+    for _ in range(half_open):
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        held.append(c)
+    while_held = threads(pid)
+    barrier, walls, failures = threading.Barrier(burst), [], []
+
+    def one() -> None:
+        barrier.wait()
+        try:
+            walls.append(scrape(url)[0])
+        except OSError as e:
+            failures.append(type(e).__name__)
+    pool = [threading.Thread(target=one) for _ in range(burst)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    lines_before = len(err)
+    for _ in range(5):
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    scrape(url)  # answered after them too
+    time.sleep(0.5)  # their lines, if any, reach the stderr reader
+    for c in held:
+        c.close()
+    q = statistics.quantiles(walls, n=20) if len(walls) >= 2 else [None] * 19
+    said = list(err)[lines_before:]
+    return dict(half_open=half_open, burst=burst, answered=len(walls), failed=failures,
+                median_ms=None if q[9] is None else round(q[9], 2),
+                p95_ms=None if q[18] is None else round(q[18], 2), max_ms=max(walls, default=None),
+                threads_while_held=while_held, reset_clients=5, lines_about_them=said,
+                traceback="Traceback" in "\n".join(said))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=2000, help="distinct ports, hence series (default 2000)")
     p.add_argument("--minutes", type=float, default=5.0, help="how long the churn runs (default 5)")
+    p.add_argument("--half-open", type=int, default=500, help="half-sent requests held open (default 500)")
+    p.add_argument("--burst", type=int, default=100, help="concurrent scrapes (default 100)")
+    p.add_argument("--droptrace", default=soak.DROPTRACE,
+                   help="the droptrace command to measure (default: this venv's; e.g. an older checkout's)")
+    p.add_argument("--skip-churn", action="store_true", help="only the scrape time and the hostile clients")
     p.add_argument("--out", default=str(HERE / "exporter-last.json"), help="where the JSON results go")
     args = p.parse_args()
+    soak.DROPTRACE = args.droptrace
     if not 1 <= args.series <= END_PORT - FIRST_PORT:
         sys.exit(f"exporter bench: --series must be 1..{END_PORT - FIRST_PORT} (ports below 32768)")
     if os.geteuid() != 0:
@@ -109,7 +174,7 @@ def main() -> int:
         dst = soak.build_lab(a, b)
         exp = soak.Mode("droptrace exporter", [soak.DROPTRACE, "exporter", "--listen", "127.0.0.1:0",
                                                "--labels", "reason,netns,dport", "--max-series",
-                                               str(n + 100), "--netns", b], subprocess.DEVNULL)
+                                               str(n + HEADROOM), "--netns", b], subprocess.DEVNULL)
         port = exp.ready.wait(60) and exp.proc.poll() is None and re.search(
             r"metrics on http://127\.0\.0\.1:(\d+)/metrics", "\n".join(exp.err))
         if not port:
@@ -125,8 +190,9 @@ def main() -> int:
                      page_kb=round(len(page.encode()) / 1024, 1), drops_series=series(page),
                      port_series=series(page) - len(portless(page)), portless=portless(page),
                      rss_mb=soak.rss_mb(exp.proc.pid))
+        attack = hostile(url, exp.proc.pid, exp.err, args.half_open, args.burst)
         rounds, t0, i, sent = [], time.monotonic(), 0, 0
-        while True:
+        while not args.skip_churn:
             now = time.monotonic() - t0
             last = now >= args.minutes * 60
             if not last:  # a fresh batch of ports, right after the ones of step 1
@@ -143,9 +209,10 @@ def main() -> int:
             i += 1
             time.sleep(max(0.0, min(i * ROUND_S, args.minutes * 60) - (time.monotonic() - t0)))
         exp.stop()  # SIGINT
-        r = exp.result()
-        end = rounds[-1]
-        churn = dict(minutes=args.minutes, rounds=len(rounds) - 1, ports_sent=sent, series_end=end["series"],
+        r = exp.result() if rounds else None
+        end = rounds[-1] if rounds else None
+        churn = None if not rounds else dict(
+                     minutes=args.minutes, rounds=len(rounds) - 1, ports_sent=sent, series_end=end["series"],
                      folded_end=end["folded"], scrape_ms_end=end["scrape_ms"], portless_end=portless(page),
                      kernel_folded=value(page, "droptrace_kernel_folded_flows_total"),
                      forgotten=value(page, "droptrace_forgotten_keys_total"), samples=rounds,
@@ -160,29 +227,44 @@ def main() -> int:
         for ns in (a, b):
             subprocess.run(["ip", "netns", "del", ns], check=False, stderr=subprocess.DEVNULL)
     out = dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), kernel=os.uname().release, cpus=os.cpu_count(),
-               max_series=n + 100, scrape=first, churn=churn)
+               max_series=n + HEADROOM, scrape=first, hostile=attack, churn=churn,
+               exit=exp.proc.returncode)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    f, c = first, churn
-    print(f"# Exporter: {n:,} series, {args.minutes:g} min churn, kernel {os.uname().release}, "
-          f"{os.cpu_count()} CPUs\n\n| measure | value |\n|---|---|")
+    f, c, h = first, churn, attack
+    print(f"# Exporter: {n:,} series, {'no' if c is None else f'{args.minutes:g} min'} churn, kernel "
+          f"{os.uname().release}, {os.cpu_count()} CPUs\n\n| measure | value |\n|---|---|")
     fmt = soak.fmt
-    for k, val in (
+    rows = [
             (f"scrape wall time: median / p95 of {SCRAPES} (first)",
              f"{f['median_ms']} / {f['p95_ms']} ms ({f['first_ms']} ms)"),
             ("droptrace_scrape_duration_seconds, median", f"{fmt(f['own_median_ms'], '')} ms"),
             ("page size", f"{f['page_kb']} KB"), ("RSS with these series", f"{fmt(f['rss_mb'], '.1f')} MB"),
             ("droptrace_drops_total series (with a port)", f"{f['drops_series']} ({f['port_series']}; "
              f"must be {n}: {'met' if f['port_series'] == n else 'MISSED'})"),
+            (f"hostile: {h['burst']} concurrent scrapes under {h['half_open']} half-sent requests: answered",
+             f"{h['answered']} of {h['burst']}" + (f" (failed: {', '.join(sorted(set(h['failed'])))})"
+                                                   if h["failed"] else "")),
+            ("hostile: their wall time, median / p95 / max",
+             f"{fmt(h['median_ms'], '')} / {fmt(h['p95_ms'], '')} / {fmt(h['max_ms'], '')} ms"),
+            ("hostile: exporter threads while the half-sent requests wait", fmt(h["threads_while_held"], "")),
+            (f"hostile: stderr lines about {h['reset_clients']} clients that reset before their answer",
+             f"{len(h['lines_about_them'])}" + (" (a traceback!)" if h["traceback"] else "")),
+            ("exporter exit status after SIGINT", str(exp.proc.returncode))]
+    for k, val in rows:
+        print(f"| {k} | {val} |")
+    if c is None:
+        print(f"\nJSON: {args.out}")
+        return 0
+    for k, val in (
             (f"churn: rounds of {BATCH} new ports", f"{c['rounds']} ({c['ports_sent']:,} ports)"),
             (f"churn: RSS at {fmt(c['warm_at_s'], '.0f')} s / at end / growth",
              f"{fmt(c['rss_warm_mb'], '.1f')} / {fmt(c['rss_end_mb'], '.1f')} MB / "
              f"{fmt(c['growth_mb'], '+.2f')} MB (max {fmt(c['max_rss_mb'], '.1f')} MB)"),
-            ("churn: series at end", f"{c['series_end']} (--max-series {n + 100})"),
+            ("churn: series at end", f"{c['series_end']} (--max-series {n + HEADROOM})"),
             ("churn: droptrace_folded_series_total", fmt(c["folded_end"], ".0f")),
             ("churn: droptrace_kernel_folded_flows_total", fmt(c["kernel_folded"], ".0f")),
             ("churn: droptrace_forgotten_keys_total (idle kernel keys deleted)", fmt(c["forgotten"], ".0f")),
-            ("churn: scrape wall time at end", f"{c['scrape_ms_end']} ms"),
-            ("exporter exit status after SIGINT", str(c["exit"]))):
+            ("churn: scrape wall time at end", f"{c['scrape_ms_end']} ms")):
         print(f"| {k} | {val} |")
     print(f"\nJSON: {args.out}")
     return 0

@@ -11,6 +11,7 @@ from what the kernel already exposes, without asking any container runtime:
 
 The host's own namespace (that of pid 1) never gets a container, even when a
 `--network host` container or a pod with hostNetwork runs in it: many share it.
+Container and pod names come from the runtimes' state on disk (runtime_names.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from time import monotonic
 from typing import Dict, List, Optional, Tuple
+
+from .runtime_names import RuntimeNames
 
 RESCAN_INTERVAL = 1.0  # seconds: at most one rescan per second for inodes not seen yet
 
@@ -46,6 +49,9 @@ class NetnsInfo:
     name: Optional[str]  # `ip netns` name: a bind mount in /run/netns with this inode
     container: Optional[str]  # "runtime:12-hex short id", e.g. "docker:3f2a9c1b7e4d"
     pod_uid: Optional[str]  # Kubernetes pod UID, with dashes
+    container_name: Optional[str] = None  # its name in Podman or Docker
+    pod: Optional[str] = None  # the pod's name, and its Kubernetes namespace
+    pod_namespace: Optional[str] = None
 
 
 def container_of(cgroup_path: str) -> Tuple[Optional[str], Optional[str]]:
@@ -55,6 +61,12 @@ def container_of(cgroup_path: str) -> Tuple[Optional[str], Optional[str]]:
     the deepest component naming a container (so for docker-in-docker or kind, the
     innermost one); pod_uid is the UID of a `pod<uid>` component under kubepods.
     """
+    found, pod = _ids_of(cgroup_path)
+    return (f"{found[0]}:{found[1][:12]}" if found else None), pod
+
+
+def _ids_of(cgroup_path: str) -> Tuple[Optional[Tuple[str, str]], Optional[str]]:
+    """((runtime, full container id) or None, pod_uid or None): container_of's, ids in full."""
     parts = [p for p in cgroup_path.split("/") if p]
     container = pod = None
     for i in range(len(parts) - 1, -1, -1):
@@ -63,7 +75,7 @@ def container_of(cgroup_path: str) -> Tuple[Optional[str], Optional[str]]:
             runtime = _RUNTIME.get(m.group(1) or "")
             if runtime is None:  # a bare id: /docker/ID is docker's; elsewhere containerd's
                 runtime = "docker" if i > 0 and parts[i - 1] == "docker" else "containerd"
-            container = f"{runtime}:{m.group(2)[:12]}"
+            container = (runtime, m.group(2))
             break
     for i, part in enumerate(parts):
         m = _POD.fullmatch(part)
@@ -73,14 +85,14 @@ def container_of(cgroup_path: str) -> Tuple[Optional[str], Optional[str]]:
     return container, pod
 
 
-def _from_cgroup_file(text: str) -> Tuple[Optional[str], Optional[str]]:
-    """(container, pod_uid) from /proc/PID/cgroup: v1 lines `N:controllers:/path`, the v2
-    line `0::/path`; hybrid hosts have both, and only some may name the container."""
+def _from_cgroup_file(text: str) -> Tuple[Optional[Tuple[str, str]], Optional[str]]:
+    """((runtime, container id), pod_uid) from /proc/PID/cgroup: v1 lines `N:controllers:/path`,
+    the v2 line `0::/path`; hybrid hosts have both, and only some may name the container."""
     pod = None
     for line in text.splitlines():
         fields = line.split(":", 2)
         if len(fields) == 3:
-            container, line_pod = container_of(fields[2])
+            container, line_pod = _ids_of(fields[2])
             if container:
                 return container, line_pod
             pod = pod or line_pod
@@ -96,8 +108,10 @@ class Enricher:
     bind mount elsewhere) must not turn a stream of drops into a stream of /proc walks.
     """
 
-    def __init__(self, proc: str = "/proc", run_netns: str = "/run/netns", ttl: float = 30.0) -> None:
+    def __init__(self, proc: str = "/proc", run_netns: str = "/run/netns", ttl: float = 30.0,
+                 runtime_names: Optional[RuntimeNames] = None) -> None:
         self.proc, self.run_netns, self.ttl = proc, run_netns, ttl
+        self.runtime_names = runtime_names if runtime_names is not None else RuntimeNames()
         self._known: Dict[int, NetnsInfo] = {}
         self._scanned: Optional[float] = None  # monotonic() at the end of the last scan
         self._lock = threading.Lock()
@@ -116,10 +130,17 @@ class Enricher:
     # -- scanning ----------------------------------------------------------
     def _rescan(self) -> None:
         names, members, host = self._names(), self._members(), self._host_inode()
+        self.runtime_names.reload()
         known = {}
         for inode in names.keys() | members.keys():
-            container, pod = (None, None) if inode == host else self._container(members.get(inode, []))
-            known[inode] = NetnsInfo(inode, names.get(inode), container, pod)
+            found, pod = (None, None) if inode == host else self._container(members.get(inode, []))
+            container = container_name = None
+            if found:
+                container = f"{found[0]}:{found[1][:12]}"
+                container_name = self.runtime_names.container_name(found[1])
+            namespace, pod_name = self.runtime_names.pod(pod) if pod else (None, None)
+            known[inode] = NetnsInfo(inode, names.get(inode), container, pod, container_name, pod_name,
+                                     namespace)
         self._known, self._scanned = known, monotonic()
 
     def _names(self) -> Dict[int, str]:
@@ -160,7 +181,7 @@ class Enricher:
                 pass
         return None
 
-    def _container(self, pids: List[int]) -> Tuple[Optional[str], Optional[str]]:
+    def _container(self, pids: List[int]) -> Tuple[Optional[Tuple[str, str]], Optional[str]]:
         """The container of the first process that is in one: not a host daemon that
         holds the namespace too. With several (a pod's containers share its sandbox's
         namespace), the lowest pid, usually the sandbox (pause) that made it."""

@@ -11,6 +11,7 @@ from typing import List, Optional
 import pytest
 
 from droptrace.enrich import Enricher, NetnsInfo
+from droptrace.runtime_names import RuntimeNames
 
 # Namespaces and cgroups as the host lays them out: on the host only.
 pytestmark = pytest.mark.host_only
@@ -133,15 +134,18 @@ def test_docker_container(box):
     assert Enricher().lookup(inode) == NetnsInfo(inode, None, f"docker:{cid[:12]}", None)
 
 
-def test_kubernetes_pod(box):
+def test_kubernetes_pod(box, tmp_path):
     cid, pod = secrets.token_hex(32), str(uuid.uuid4())
+    (tmp_path / "pods" / f"shop_web-0_{pod}").mkdir(parents=True)  # the kubelet's log directory of the pod
     slice_ = f"kubepods-burstable-pod{pod.replace('-', '_')}.slice"
     cg = box.cgroup(f"kubepods.slice/kubepods-burstable.slice/{slice_}/cri-containerd-{cid}.scope")
     inode = box.ns("pod")  # as CNI plugins do: the pod's namespace is also bind-mounted
     # A host process holding the namespace too (lower pid) must not hide the container.
     box.start("ip", "netns", "exec", f"{TAG}pod", "sleep", "60", netns_is=inode)
     box.start("ip", "netns", "exec", f"{TAG}pod", "sleep", "60", cgroup=cg, netns_is=inode)
-    assert Enricher().lookup(inode) == NetnsInfo(inode, f"{TAG}pod", f"containerd:{cid[:12]}", pod)
+    names = RuntimeNames(str(tmp_path / "storage"), str(tmp_path / "docker"), str(tmp_path / "pods"))
+    assert Enricher(runtime_names=names).lookup(inode) == NetnsInfo(
+        inode, f"{TAG}pod", f"containerd:{cid[:12]}", pod, None, "web-0", "shop")
 
 
 def test_host_namespace_has_no_container(box):

@@ -24,6 +24,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
+from droptrace.commands.exporter import build_parser
+from droptrace.web.config import FLAG as WEB_CONFIG_FLAG
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CONTAINERFILE = DEPLOY / "Containerfile"
@@ -33,11 +36,15 @@ UNIT = DEPLOY / "systemd" / "droptrace-exporter.service"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 ALERTS_TEST = DEPLOY / "prometheus" / "alerts_test.yml"
 SCRAPE = DEPLOY / "prometheus" / "scrape.yml"
+SCRAPE_KUBERNETES = DEPLOY / "prometheus" / "scrape-kubernetes.yml"
 DASHBOARD = DEPLOY / "grafana" / "droptrace-dashboard.json"
 
 PORT = 9587
 CAPS = {"BPF", "PERFMON", "SYS_ADMIN", "NET_ADMIN"}
-HOST_PATHS = {"/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/cgroup", "/run/netns"}
+HOST_PATHS = {"/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/cgroup", "/run/netns",
+              # container and pod names (droptrace.runtime_names)
+              "/var/log/pods", "/var/lib/containers/storage", "/var/lib/docker/containers"}
+WEB_CONFIG_DIR = "/etc/droptrace/web"
 OLDEST_KUBERNETES = "1.30.0"  # besides the newest kubernetes-validate ships
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
@@ -162,13 +169,16 @@ def test_daemonset_runs_the_exporter_on_every_node():
     assert "priorityClassName" not in spec
     c = exporter_container()
     argv = c.get("command", []) + c.get("args", [])
-    assert argv == ["droptrace", "exporter", "--listen", f"0.0.0.0:{PORT}"]
+    assert argv == ["droptrace", "exporter", "--listen", f"0.0.0.0:{PORT}",
+                    WEB_CONFIG_FLAG, f"{WEB_CONFIG_DIR}/web-config.yml"]
+    assert template["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
     assert c["ports"] == [{"name": "metrics", "containerPort": PORT, "protocol": "TCP"}]
     assert c["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"},
                               "limits": {"cpu": "500m", "memory": "256Mi"}}
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"]["path"] == "/healthz"
+        assert c[probe]["httpGet"]["path"] == "/healthz"  # answered without credentials
         assert c[probe]["httpGet"]["port"] in ("metrics", PORT)
+        assert c[probe]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_daemonset_privileges_are_the_documented_ones():
@@ -186,9 +196,12 @@ def test_daemonset_mounts_the_host_paths_read_only():
     spec = pod_spec()
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = exporter_container()["volumeMounts"]
-    assert {m["mountPath"] for m in mounts} == HOST_PATHS
+    assert {m["mountPath"] for m in mounts} == HOST_PATHS | {WEB_CONFIG_DIR}
     for m in mounts:
         assert m["readOnly"] is True, m
+        if m["mountPath"] == WEB_CONFIG_DIR:  # the Secret with the web config, certificate and key
+            assert volumes[m["name"]]["secret"]["secretName"] == "droptrace-web"
+            continue
         host = volumes[m["name"]]["hostPath"]
         assert host["path"] == m["mountPath"]
         assert host.get("type", "") in ("", "Directory"), host
@@ -219,7 +232,13 @@ SERVICEMONITOR_FIELDS = {
     "spec.namespaceSelector": {"matchNames", "any"},
     "spec.endpoints": {"port", "targetPort", "path", "scheme", "interval", "scrapeTimeout", "honorLabels",
                        "honorTimestamps", "relabelings", "metricRelabelings", "params", "tlsConfig",
-                       "bearerTokenSecret", "followRedirects", "enableHttp2"},
+                       "bearerTokenSecret", "followRedirects", "enableHttp2", "basicAuth"},
+    "spec.endpoints.tlsConfig": {"ca", "cert", "keySecret", "serverName", "insecureSkipVerify"},
+    "spec.endpoints.tlsConfig.ca": {"secret", "configMap"},
+    "spec.endpoints.tlsConfig.ca.secret": {"name", "key", "optional"},
+    "spec.endpoints.basicAuth": {"username", "password"},
+    "spec.endpoints.basicAuth.username": {"name", "key", "optional"},
+    "spec.endpoints.basicAuth.password": {"name", "key", "optional"},
     "spec.endpoints.relabelings": {"sourceLabels", "separator", "targetLabel", "regex", "modulus",
                                    "replacement", "action"},
 }
@@ -252,6 +271,7 @@ def test_servicemonitor_structure():
     for ep in sm["spec"]["endpoints"]:
         assert ep["port"] in port_names
         assert ep.get("path", "/metrics") == "/metrics"
+        assert ep["scheme"] == "https" and ep["basicAuth"] and ep["tlsConfig"]["ca"]
         for field in ("interval", "scrapeTimeout"):
             assert re.fullmatch(r"(\d+(ms|s|m|h))+", ep.get(field, "30s")), ep
         for r in ep.get("relabelings", []):
@@ -290,8 +310,9 @@ def test_alert_rules_contract():
     assert "droptrace_uncounted_drops_total" in alerts["DroptraceUncountedDrops"]["expr"]
     # Every droptrace job of the scrape example is one DroptraceExporterDown watches.
     down = re.search(r'job=~"([^"]+)"', alerts["DroptraceExporterDown"]["expr"]).group(1)
-    for job in yaml_module().safe_load(SCRAPE.read_text())["scrape_configs"]:
-        assert re.fullmatch(down, job["job_name"]), job["job_name"]
+    for path in (SCRAPE, SCRAPE_KUBERNETES):
+        for job in yaml_module().safe_load(path.read_text())["scrape_configs"]:
+            assert re.fullmatch(down, job["job_name"]), job["job_name"]
 
 
 def promtool_has_kubernetes_sd(tmp_path: Path) -> bool:
@@ -301,20 +322,34 @@ def promtool_has_kubernetes_sd(tmp_path: Path) -> bool:
 
 
 def test_scrape_config_passes_promtool_check(tmp_path):
+    """scrape.yml as it is: Debian's promtool too (it has no Kubernetes discovery)."""
     yaml = yaml_module()
-    config = yaml.safe_load(SCRAPE.read_text())
-    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    jobs = {j["job_name"]: j for j in yaml.safe_load(SCRAPE.read_text())["scrape_configs"]}
     assert jobs["droptrace"]["static_configs"] == [{"targets": [f"localhost:{PORT}"]}]
-    pods = jobs["droptrace-pods"]
+    tls = jobs["droptrace-tls"]
+    assert tls["scheme"] == "https" and tls["basic_auth"]["password_file"] and tls["tls_config"]["ca_file"]
+    assert_ok(run_promtool("check", "config", str(SCRAPE)))
+
+
+def test_kubernetes_scrape_config_passes_promtool_check(tmp_path):
+    yaml = yaml_module()
+    config = yaml.safe_load(SCRAPE_KUBERNETES.read_text())
+    (pods,) = config["scrape_configs"]
+    assert pods["job_name"] == "droptrace-pods"
     assert [sd["role"] for sd in pods["kubernetes_sd_configs"]] == ["pod"]
     keep = pods["relabel_configs"][0]
     assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
     assert (keep["action"], keep["regex"]) == ("keep", "true")
+    scheme = next(r for r in pods["relabel_configs"] if r.get("target_label") == "__scheme__")
+    assert scheme["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scheme"]
+    ds = kube_objects()[("DaemonSet", "droptrace-exporter")]
+    assert pods["tls_config"]["server_name"] == "droptrace-exporter.droptrace.svc"
+    annotations = ds["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(scheme["regex"], annotations["prometheus.io/scheme"])
     if not promtool_has_kubernetes_sd(tmp_path):
         # Debian's promtool lacks Kubernetes service discovery: check the rest of the job.
-        for job in config["scrape_configs"]:
-            if job.pop("kubernetes_sd_configs", None) is not None:
-                job["static_configs"] = [{"targets": [f"10.0.0.7:{PORT}"]}]
+        pods.pop("kubernetes_sd_configs")
+        pods["static_configs"] = [{"targets": [f"10.0.0.7:{PORT}"]}]
     config["rule_files"] = [str(ALERTS)]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -329,7 +364,7 @@ def test_scrape_config_passes_promtool_check(tmp_path):
 ])
 def test_scrape_config_address_relabelling(address, port, expected):
     """The pod job's address rule (Prometheus anchors relabel regexes; RE2 reads this one as Python does)."""
-    config = yaml_module().safe_load(SCRAPE.read_text())
+    config = yaml_module().safe_load(SCRAPE_KUBERNETES.read_text())
     pods = next(j for j in config["scrape_configs"] if j["job_name"] == "droptrace-pods")
     rule = next(r for r in pods["relabel_configs"] if r.get("target_label") == "__address__")
     assert rule["source_labels"] == ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"]
@@ -445,6 +480,19 @@ def test_systemd_unit_settings():
                 "ProtectProc", "ProcSubset"):
         assert key not in svc, key
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_systemd_unit_shows_the_web_config(tmp_path):
+    """The unit's commented example ExecStart= with --web.config.file is a command line the exporter takes."""
+    (example,) = [ln for ln in UNIT.read_text().splitlines() if ln.startswith("#   ExecStart=/") and
+                  WEB_CONFIG_FLAG in ln]
+    argv = shlex.split(example.split("=", 1)[1])
+    assert argv[:2] == ["/usr/local/bin/droptrace", "exporter"]
+    config = tmp_path / "web-config.yml"
+    config.write_text("basic_auth_users: {}\n")
+    argv[argv.index(WEB_CONFIG_FLAG) + 1] = str(config)
+    args = build_parser().parse_args(argv[2:])
+    assert args.web_config is not None and args.listen == ("0.0.0.0", PORT)
 
 
 def test_systemd_analyze_verify():

@@ -3,6 +3,7 @@
 In the fake /proc, /proc/PID/ns/net is a plain file and its inode stands for the namespace's:
 processes sharing a namespace are hard links to one file, as /run/netns bind mounts are.
 """
+import json
 import os
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from droptrace import enrich
 from droptrace.enrich import Enricher, NetnsInfo, container_of
+from droptrace.runtime_names import RuntimeNames
 
 D = "3f2a9c1b7e4d" + "a1" * 26  # a 64-hex container id
 POD = "1d3c5e7f-0a2b-4c6d-8e9f-0123456789ab"
@@ -158,7 +160,8 @@ def test_enricher_names_containers_pods(host):
     empty = host.netns("red")  # `ip netns add red`: no process at all
     host.netns()  # unnamed, no process: unknown
 
-    e = Enricher(proc=str(host.proc), run_netns=str(host.run_netns))
+    e = Enricher(proc=str(host.proc), run_netns=str(host.run_netns),
+                 runtime_names=RuntimeNames(*[str(host.spare)] * 3))  # no runtime state: no names
     assert e.lookup(ino(root)) == NetnsInfo(ino(root), None, None, None)
     assert e.lookup(ino(dock)) == NetnsInfo(ino(dock), None, "docker:3f2a9c1b7e4d", None)
     assert e.lookup(ino(pod)) == NetnsInfo(ino(pod), "cni-1234", "containerd:cccccccccccc", POD)
@@ -195,3 +198,57 @@ def test_enricher_known_inodes_refresh_after_ttl(host, clock):
     (host.proc / "10" / "cgroup").write_text(v1v2("/"))
     e.refresh()
     assert e.lookup(ino(ns)).container is None
+
+
+# --- names from the runtimes' state (runtime_names.py) ------------------------------------------------
+
+P = "9c" * 32  # a Podman container's id
+
+
+def runtime_state(root: Path) -> RuntimeNames:
+    """Podman's containers/storage, Docker's container configs and the kubelet's pod log directories,
+    laid out as the runtimes write them, under root."""
+    storage = root / "storage" / "overlay-containers"
+    storage.mkdir(parents=True)
+    (storage / "containers.json").write_text(json.dumps([
+        {"id": P, "names": ["web-1"], "image": "i", "layer": "l"},
+        {"id": "ab" * 32, "names": [], "image": "i"}]))
+    (root / "docker" / D).mkdir(parents=True)
+    (root / "docker" / D / "config.v2.json").write_text(json.dumps({"ID": D, "Name": "/db"}))
+    for pod_dir in (f"shop_cart-7d9f_{POD}", "not-a-pod-dir", "a_b"):
+        (root / "pods" / pod_dir).mkdir(parents=True)
+    return RuntimeNames(str(root / "storage"), str(root / "docker"), str(root / "pods"))
+
+
+def test_runtime_names(tmp_path):
+    names = runtime_state(tmp_path)
+    names.reload()
+    assert names.container_name(P) == "web-1"
+    assert names.container_name(D) == "db"
+    assert names.container_name("ab" * 32) is None
+    assert names.container_name("../../etc") is None
+    assert names.pod(POD) == ("shop", "cart-7d9f")
+    assert names.pod("nope") == (None, None)
+
+
+def test_runtime_names_absent_or_broken_state(tmp_path):
+    (tmp_path / "storage" / "vfs-containers").mkdir(parents=True)
+    (tmp_path / "storage" / "vfs-containers" / "containers.json").write_text("[{not json")
+    names = RuntimeNames(str(tmp_path / "storage"), str(tmp_path / "none"), str(tmp_path / "none"))
+    names.reload()
+    assert names.container_name(P) is None and names.pod(POD) == (None, None)
+
+
+def test_enricher_names_containers_and_pods_by_name(host, tmp_path):
+    podman = host.netns("netns-1")
+    host.process(30, podman, v1v2(f"/machine.slice/libpod-{P}.scope/container"))
+    dock = host.netns()
+    host.process(41, dock, v1v2(f"/system.slice/docker-{D}.scope"))
+    pod = host.netns()
+    host.process(60, pod, v1v2(f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+                               f"{POD.replace('-', '_')}.slice/cri-containerd-{'c' * 64}.scope"))
+    e = Enricher(proc=str(host.proc), run_netns=str(host.run_netns), runtime_names=runtime_state(tmp_path))
+    assert e.lookup(ino(podman)) == NetnsInfo(ino(podman), "netns-1", f"podman:{P[:12]}", None, "web-1")
+    assert e.lookup(ino(dock)).container_name == "db"
+    got = e.lookup(ino(pod))
+    assert (got.pod_uid, got.pod_namespace, got.pod, got.container_name) == (POD, "shop", "cart-7d9f", None)

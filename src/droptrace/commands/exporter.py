@@ -3,9 +3,11 @@
 The BPF program counts drops in its hash map (the `top` aggregation); nothing
 crosses to user space per drop. On each scrape the map is read and every
 kernel key is turned into a label set, once: the assignment is sticky, so a
-series only ever grows. Past --max-series label sets, new ones are folded into
-a series whose labels other than `reason` read `other`, so `sum by (reason)`
-stays exact and the series count stays bounded.
+series only ever grows. --max-series bounds the label sets, the folded ones
+included: a slot is kept for the `other` series of each reason the exporter can
+count (labels other than `reason` read `other`, so `sum by (reason)` stays
+exact), and one for a reason no list named (every label `other`); the ordinary
+label sets get the rest, and new ones past that are folded.
 """
 from __future__ import annotations
 
@@ -16,16 +18,20 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..convert import describe_aggregate
 from ..errors import UsageError
 from ..features.counts.tracer import CountTracer
+from ..web.config import FLAG as WEB_CONFIG_FLAG
+from ..web.config import WebConfig
+from ..web.config import load as load_web_config
+from ..web.server import WebServer
 from .common import Parser, add_trace_options, announce, arg, eprint, options, positive, stop_requested
 
-LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid")
+LABELS = ("reason", "netns", "ifname", "location", "netns_name", "l3", "l4", "dport", "container", "pod_uid",
+          "container_name", "pod", "pod_namespace")
 DEFAULT_LABELS = ("reason", "netns", "ifname")
 DEFAULT_LISTEN = "127.0.0.1:9587"
 DEFAULT_MAX_SERIES = 2000
@@ -33,7 +39,7 @@ EPHEMERAL_FROM = 32768  # Linux's default ip_local_port_range starts here
 FORGET_AFTER = 300.0  # seconds a kernel key may stay idle before it is deleted from the map
 UPDATE_EVERY = 30.0  # read the map at least this often, scraped or not, so idle keys are forgotten
 FLOW_LABELS = ("l4", "dport")  # these need the flow parsed in the kernel
-ENRICHED = ("netns_name", "container", "pod_uid")
+ENRICHED = ("netns_name", "container", "pod_uid", "container_name", "pod", "pod_namespace")
 OTHER = "other"
 
 
@@ -47,6 +53,13 @@ def label_list(text: str) -> Tuple[str, ...]:
     return names
 
 
+def port_number(text: str) -> int:
+    """A TCP/UDP port: 1..65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1..65535)")
+    return int(text)
+
+
 def listen_address(text: str) -> Tuple[str, int]:
     """ADDR:PORT, [V6ADDR]:PORT or :PORT (all addresses, said explicitly)."""
     host, sep, port = text.rpartition(":")
@@ -58,6 +71,17 @@ def listen_address(text: str) -> Tuple[str, int]:
     except socket.gaierror:
         raise UsageError(f"--listen {text!r}: {host!r} is not an IP address") from None
     return host or "0.0.0.0", int(port)
+
+
+def reasons_counted(tracer: CountTracer) -> FrozenSet[str]:
+    """The values the reason label can take for the drops this tracer counts (--reason,
+    --exclude-reason): each may need its own folded series."""
+    r, o = tracer.reasons, tracer.opts
+    if not tracer.has_reason or r is None:
+        return frozenset({""})
+    if o.reasons:
+        return frozenset(r.name(r.value(n)) for n in o.reasons)
+    return frozenset(r.all_names().values()) - {r.name(r.value(n)) for n in o.exclude_reasons}
 
 
 @dataclass
@@ -83,6 +107,15 @@ class Series:
         self.tracer = tracer
         self.labels = tuple(labels)
         self.max_series = max_series
+        # Slots kept for folded label sets: one per reason that can be counted, one for the rest.
+        self.fold_reasons = reasons_counted(tracer) if "reason" in self.labels else frozenset()
+        self.ordinary_cap = max_series - len(self.fold_reasons) - 1
+        if self.ordinary_cap < 1:
+            kept = len(self.fold_reasons) + 1
+            raise UsageError(f"--max-series {max_series} leaves no room: {kept} label sets are kept for "
+                             f"the '{OTHER}' series of the {kept - 1} reasons counted and the rest; give "
+                             f"more than {kept}, or fewer reasons (--reason)")
+        self.ordinary = 0  # label sets that are not folded ones
         self.ephemeral_from = ephemeral_from
         self.enricher = enricher
         self.forget_after = forget_after
@@ -116,9 +149,14 @@ class Series:
 
     def _label_set(self, raw_key: bytes, ifname: str) -> tuple:
         values = self._values(self.tracer.aggregate_key(raw_key), ifname)
-        if values not in self.totals and len(self.totals) >= self.max_series:
+        if values in self.totals:
+            return values
+        if self.ordinary < self.ordinary_cap:
+            self.ordinary += 1
+        else:
             self.folded += 1
-            values = tuple(v if n == "reason" else OTHER for n, v in zip(self.labels, values))
+            keep = dict(zip(self.labels, values)).get("reason") in self.fold_reasons
+            values = tuple(v if n == "reason" and keep else OTHER for n, v in zip(self.labels, values))
         self.totals.setdefault(values, [0, 0])
         return values
 
@@ -201,45 +239,26 @@ class Collector:
                                 "and build this page.", value=self.last_scrape)
 
 
-def make_handler(registry: Any, healthy: Any) -> type:
+def make_handle(registry: Any, healthy: Any) -> Any:
+    """path -> the answer: /metrics, /healthz, / (web/server.py serves it)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
-            elif path == "/healthz":
-                ok = healthy()
-                self._send(200 if ok else 503, "text/plain", b"ok\n" if ok else b"not attached\n")
-            elif path == "/":
-                page = (f"<html><head><title>droptrace exporter</title></head><body><h1>droptrace "
-                        f"exporter {html.escape(__version__)}</h1><p><a href=\"/metrics\">/metrics</a> "
-                        "&middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n")
-                self._send(200, "text/html; charset=utf-8", page.encode())
-            else:
-                self._send(404, "text/plain", b"not found: try /metrics\n")
+    from ..web.http import Response
 
-        def _send(self, code: int, ctype: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def handle(path: str) -> Response:
+        if path == "/metrics":
+            return Response(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+        if path == "/healthz":
+            ok = healthy()
+            return Response(200 if ok else 503, "text/plain", b"ok\n" if ok else b"not attached\n")
+        if path == "/":
+            page = (f"<html><head><title>droptrace exporter</title></head><body><h1>droptrace "
+                    f"exporter {html.escape(__version__)}</h1><p><a href=\"/metrics\">/metrics</a> "
+                    "&middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n")
+            return Response(200, "text/html; charset=utf-8", page.encode())
+        return Response(404, "text/plain", b"not found: try /metrics\n")
 
-        def log_message(self, *args: Any) -> None:  # scrapes are not news
-            pass
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: Tuple[str, int], handler: type) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
+    return handle
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,11 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(n for n in LABELS if n not in DEFAULT_LABELS)})")
     p.add_argument("--max-series", type=positive("--max-series"),
                    default=DEFAULT_MAX_SERIES, metavar="N",
-                   help=f"label sets at most; new ones past N are folded into '{OTHER}' (default "
-                   f"{DEFAULT_MAX_SERIES})")
-    p.add_argument("--ephemeral-from", type=positive("--ephemeral-from"),
+                   help=f"label sets at most, the folded ones included: one is kept for the '{OTHER}' "
+                   "series of each reason counted (so that sums by reason stay exact) and one for any "
+                   f"other; new label sets past the rest are folded (default {DEFAULT_MAX_SERIES})")
+    p.add_argument("--ephemeral-from", type=port_number,
                    default=EPHEMERAL_FROM, metavar="PORT",
                    help=f"dport label: ports from here up read 'ephemeral' (default {EPHEMERAL_FROM})")
+    p.add_argument(WEB_CONFIG_FLAG, dest="web_config", type=arg(load_web_config), metavar="FILE",
+                   help="TLS and basic authentication, in the format of Prometheus exporters' web "
+                   "configuration file (exporter-toolkit): tls_server_config, basic_auth_users "
+                   "(bcrypt), http_server_config.headers; /healthz stays open to probes")
     p.add_argument("--forget-after", type=positive("--forget-after"),
                    default=int(FORGET_AFTER), metavar="SECONDS",
                    help=f"delete a kernel map key idle this long, keeping its counts in its series, so "
@@ -283,37 +307,38 @@ def main(argv: Sequence[str]) -> int:
             tracer.start()
             series = Series(tracer, args.labels, args.max_series, args.ephemeral_from, enricher,
                             args.forget_after)
-            return serve(args, tracer, series, stop)
+            return serve(args, tracer, series, stop, args.web_config)
         finally:
             tracer.close()
 
 
-def serve(args: argparse.Namespace, tracer: CountTracer, series: Series, stop: Any) -> int:
+def serve(args: argparse.Namespace, tracer: CountTracer, series: Series, stop: Any,
+          web_config: Optional[WebConfig] = None) -> int:
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     registry.register(Collector(series, tracer))
+    # /healthz stays open without credentials: probes (kubelet's) read it, and it tells only "ok".
+    server = WebServer(args.listen, make_handle(registry, lambda: tracer.hook is not None), web_config,
+                       write_log=eprint, public=("/healthz",))
     try:
-        server = _Server(args.listen, make_handler(registry, lambda: tracer.hook is not None))
+        host, port = server.start()
     except OSError as e:
         from ..errors import DroptraceError
 
         raise DroptraceError(f"--listen {args.listen[0]}:{args.listen[1]}: {e.strerror}") from None
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
-    announce(tracer, f"counting in the kernel; metrics on http://{shown}:{port}/metrics")
+    scheme = "https" if web_config and web_config.tls else "http"
+    announce(tracer, f"counting in the kernel; metrics on {scheme}://{shown}:{port}/metrics")
     try:
         while not stop:
             time.sleep(0.1)
             if time.monotonic() - series.last_update >= UPDATE_EVERY:
                 series.update()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     eprint(f"droptrace exporter: stopped ({len(series.totals)} series)")
     return 0
 

@@ -24,20 +24,11 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kfree_skb.bpf.h"
 #include "aggregate.bpf.h"
 
-/* direct: the skb is a typed pointer (tp_btf). Counting a drop with no filter reads the device,
- * namespace, interface, protocol and length, nothing else. */
-static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location,
-				  __u32 reason, bool has_reason, bool direct)
+/* Counting a drop with no filter reads the device, namespace, interface, protocol and length,
+ * nothing else. */
+static __always_inline int handle(void *ctx, struct sk_buff *skb, struct net_device *dev, __u64 location,
+				  __u32 reason, bool has_reason, __u32 netns, __u32 ifindex, bool direct)
 {
-	struct net_device *dev = DT_RD(direct, skb, dev);
-	__u32 netns;
-
-	if (!drop_wanted(skb, dev, reason, has_reason, direct, &netns))
-		return 0;
-	__u32 ifindex = dev ? DT_RD(direct, dev, ifindex) : DT_RD(direct, skb, skb_iif);
-
 	aggregate(skb, dev, location, reason, netns, ifindex, direct);
 	return 0;
 }
-
-DT_KFREE_SKB_PROGRAMS(handle)

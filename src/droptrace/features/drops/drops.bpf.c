@@ -7,7 +7,7 @@
  *   ring.bpf.h       the per-CPU ring buffers
  *   capture.bpf.h    namespace, device filters, copying the packet's headers
  *   cbpf.bpf.h       the tcpdump filter: a classic BPF interpreter
- *   kfree_skb.bpf.h  the hook's programs and the filter chain
+ *   kfree_skb.bpf.h  the hook's programs and the filters, which call handle()
  *   ratelimit.bpf.h  --rate-limit
  */
 #include "vmlinux_min.h"
@@ -26,16 +26,9 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kfree_skb.bpf.h"
 #include "ratelimit.bpf.h"
 
-static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location,
-				  __u32 reason, bool has_reason, bool direct)
+static __always_inline int handle(void *ctx, struct sk_buff *skb, struct net_device *dev, __u64 location,
+				  __u32 reason, bool has_reason, __u32 netns, __u32 ifindex, bool direct)
 {
-	struct net_device *dev = DT_RD(direct, skb, dev);
-	__u32 netns;
-
-	if (!drop_wanted(skb, dev, reason, has_reason, direct, &netns))
-		return 0;
-	__u32 ifindex = dev ? DT_RD(direct, dev, ifindex) : DT_RD(direct, skb, skb_iif);
-
 	if (!rate_allows())
 		return 0;
 
@@ -73,5 +66,3 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	count(DT_STAT_EMITTED);
 	return 0;
 }
-
-DT_KFREE_SKB_PROGRAMS(handle)
