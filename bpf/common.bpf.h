@@ -1,5 +1,5 @@
 /* ==== What every feature's BPF object shares =========================
- * The maps user space reads (events, stats), and the
+ * The maps user space reads (stats), and the
  * filters that need nothing from the skb's layout: reason and pid. Included
  * once per object. */
 #ifndef DROPTRACE_COMMON_BPF_H
@@ -21,11 +21,6 @@
 /* `cfg`, the configuration, is the feature's own (its struct begins with DT_SHARED_CONFIG), declared
  * before this header. Never read here: carries the contract's enums and types into this object's BTF. */
 const volatile struct dt_contract dt_contract = {};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by user space */
-} events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -50,43 +45,6 @@ static __always_inline void count(enum dt_stat slot)
 	if (v)
 		*v += 1;
 }
-
-/* The ring buffer's submit flags for a record of `size` bytes. By default the kernel wakes the
- * reader whenever it had read everything: in a storm, a reader that keeps up is woken for nearly
- * every event, and each wakeup (an irq_work, an interrupt, an IPI to the reader's CPU: exits to
- * the hypervisor in a VM) costs the dropping CPU more than the event itself (measured: 620 ns an
- * event without wakeups, 700-1450 with the default, more when forcing one per event above a
- * mark). With cfg.wake_bytes the reader is woken once, when the queue grows past that mark; it
- * also polls on a short timer, which bounds how late a lone event shows. */
-static __always_inline __u64 wake_flags(__u64 size)
-{
-	if (!cfg.wake_bytes)
-		return 0;
-	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA); /* this record included */
-	return queued >= cfg.wake_bytes && queued < cfg.wake_bytes + size ? BPF_RB_FORCE_WAKEUP
-									   : BPF_RB_NO_WAKEUP;
-}
-
-/* Commit a record reserved with DT_RESERVE (size: what it set), waking the reader as above. */
-static __always_inline void dt_submit(void *e, __u64 size)
-{
-	bpf_ringbuf_submit(e, wake_flags(size + 8)); /* and the record's 8-byte header */
-}
-
-/* A reservation in the ring buffer for one `type` (its size stored in `size`, for dt_submit),
- * tried twice when the ring is not even half full: on 6.18 (in a VM) a reservation now and then
- * fails with room to spare (measured: three in four failures; since 6.15 the ring's lock is a
- * "resilient" spinlock, which gives up rather than wait), and such an event would be lost for
- * nothing. A full ring fails once, at the cost of one query. */
-#define DT_RESERVE(type, size)                                                                  \
-	({                                                                                      \
-		(size) = sizeof(type);                                                          \
-		void *r_ = bpf_ringbuf_reserve(&events, sizeof(type), 0);                       \
-		if (!r_ && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <                      \
-				   bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2)            \
-			r_ = bpf_ringbuf_reserve(&events, sizeof(type), 0);                     \
-		r_;                                                                             \
-	})
 
 static __always_inline bool reason_wanted(__u32 reason)
 {

@@ -18,7 +18,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from .errors import DroptraceError, UsageError
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
-DEFAULT_RING_MB = 8
+DEFAULT_RING_MB = 16  # in all; each CPU an even share (kernel/ringbuf.per_cpu_bytes)
 DEFAULT_SNAPLEN = 128  # bytes of each packet a recording keeps by default: its headers
 MAX_RING_MB = 1024
 MAX_SECONDS = 366 * 86400  # a year: anything longer is a typo, and time arithmetic stays finite

@@ -1,4 +1,5 @@
 """Symbolization of kernel addresses."""
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,3 +66,24 @@ def test_module_address_without_symbols_is_not_misnamed():
 @given(st.integers(0, 2**64 - 1))
 def test_symbolize_is_total(addr):
     assert isinstance(Kallsyms(LINES).symbolize(addr), str)
+
+
+def test_reading_in_the_background_waits_for_the_first_name():
+    """Kallsyms.in_background: names once read; an error reading them is raised where one is asked."""
+    import threading
+
+    from droptrace.kernel.kallsyms import Reading
+
+    go = threading.Event()
+
+    def load():
+        go.wait(5)
+        return Kallsyms(b"ffffffff81000000 T a_func\nffffffff81000100 T b_func\n")
+    r = Reading(load)
+    go.set()
+    assert r.symbolize(0xFFFFFFFF81000010) == "a_func+0x10"
+
+    def broken():
+        raise PermissionError("kallsyms")
+    with pytest.raises(PermissionError):
+        Reading(broken).symbolize(0xFFFFFFFF81000010)

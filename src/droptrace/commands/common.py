@@ -64,7 +64,8 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
                    help="at most N events per second; the rest are counted (in the kernel) and "
                    "reported as suppressed")
     p.add_argument("--ring-buffer", type=arg(opt.ring_mb), default=opt.DEFAULT_RING_MB, metavar="MB",
-                   help=f"size of the kernel ring buffer, a power of two (default {opt.DEFAULT_RING_MB})")
+                   help="the kernel ring buffers' size in all, a power of two: each CPU has its own "
+                   f"ring, an even share of it (at least 1 MB) (default {opt.DEFAULT_RING_MB})")
 
 
 LIVE = "in the kernel"

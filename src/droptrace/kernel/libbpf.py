@@ -91,6 +91,7 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_map_lookup_batch", i, i, vp, vp, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp)
     _sig("bpf_map_lookup_and_delete_elem", i, i, vp, vp)
     _sig("bpf_map_delete_elem", i, i, vp)
+    _sig("bpf_map_create", i, i, cp, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, vp)
     u32 = ctypes.c_uint32
     _sig("bpf_object__open_mem", vp, vp, sz, vp)
     _sig("bpf_object__btf", vp, vp)
@@ -134,6 +135,15 @@ def version() -> str:
 
 def num_possible_cpus() -> int:
     return _check(lib().libbpf_num_possible_cpus(), "libbpf_num_possible_cpus")
+
+
+BPF_MAP_TYPE_RINGBUF = 27  # uapi linux/bpf.h
+
+
+def create_ringbuf(size: int, name: str = "dt_ring") -> int:
+    """A new BPF ring buffer of size bytes (a power of two, whole pages); its fd, the caller's to close."""
+    fd = lib().bpf_map_create(BPF_MAP_TYPE_RINGBUF, name.encode(), 0, 0, size, None)
+    return _check(fd, f"creating a {size >> 10} KiB ring buffer")
 
 
 class Map:

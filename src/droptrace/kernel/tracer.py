@@ -22,9 +22,9 @@ from ..options import HOOKS, Options
 from . import btf as btfmod
 from . import features, libbpf, reasons, tracefs
 from .contract import Contract, contract
-from .kallsyms import Kallsyms
+from .kallsyms import Kallsyms, Reading
 from .privileges import check_privileges
-from .ringbuf import Batch, MmapRing
+from .ringbuf import Batch, MmapRing, Rings, online_cpus, per_cpu_bytes
 
 PROGRAMS = {"tp_btf": "dt_tp_btf", "raw_tp": "dt_raw_tp", "tracepoint": "dt_tracepoint"}
 BTF_PATH = btfmod.VMLINUX
@@ -44,7 +44,7 @@ class Tracer:
     OBJECT_NOBTF: Optional[str] = None  # its build for kernels without BTF, if it has one
     CONFIG = ""  # the C name of its configuration struct (`cfg` in .rodata)
     WHAT = "this"  # what it is called in errors ("top needs kernel BTF")
-    RING = True  # it streams events through the ring buffer (else it fills maps only)
+    RING = True  # it streams events through the ring buffers (else it fills maps only)
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts
@@ -58,11 +58,15 @@ class Tracer:
         self.contract: Contract = contract(self.OBJECTS[0])  # layouts and constants, as compiled
         self._obj: Optional[libbpf.Object] = None
         self._links: List[libbpf.Link] = []
-        self._rb: Optional[MmapRing] = None
+        self._rb: Optional[Rings] = None
+        self._ring_fds: List[int] = []
+        self._cpus = online_cpus()
+        self.ring_bytes = per_cpu_bytes(opts.ringbuf_bytes, len(self._cpus))  # each CPU's ring
+        self._wake_bytes = self.ring_bytes // 16  # the programs wake the reader past this mark
         self._listed: List[int] = []
         self._filter: Optional[Tuple[list, list]] = None  # (ethernet, raw IP) programs
         self._user_filter: Optional[Callable[[Event], bool]] = None  # the expression, without bpf_loop
-        self._kallsyms: Optional[Kallsyms] = None
+        self._kallsyms: Optional[Reading] = None
         self._converter: Optional[Converter] = None
         self._stats_map: Optional[libbpf.Map] = None
         self.attach_seconds = 0.0
@@ -79,18 +83,22 @@ class Tracer:
         """Check, compile the filters, learn the kernel, attach, and get ready to read."""
         t0 = time.monotonic()
         check_privileges()
+        if self.RING:
+            # Read while the rest starts (the kernel's work: its text, the verifier), so it is
+            # there by the first event: a reader waiting for it in a flood would fill the rings.
+            # Programs loaded after this snapshot are named by its reload (Kallsyms.symbolize).
+            self._kallsyms = Kallsyms.in_background()
         self._compile_filter()
         if self.btf:
             self._learn_kernel()
         else:
             self._without_btf()
         self._attach()
-        self._kallsyms = Kallsyms.load()
+        if self._kallsyms is None:  # counts: named at the first refresh, after the `Tracing` line
+            self._kallsyms = Kallsyms.in_background()
         self._converter = Converter(self.reason_name, self._kallsyms.symbolize,
                                     time.time_ns() - time.monotonic_ns(), self.opts.stack, big=self.big,
                                     layouts=self.contract)
-        if self.RING:
-            self._rb = MmapRing(self._obj.map("events").fd, self.opts.ringbuf_bytes)
         self.attach_seconds = time.monotonic() - t0
 
     def _compile_filter(self) -> None:
@@ -193,8 +201,8 @@ class Tracer:
             "filter_eth_len": len(self._filter[0]) if self._filter else 0,
             "filter_raw_len": len(self._filter[1]) if self._filter else 0,
             "filter_class": self._filter_classes(),
-            # woken once 1/16 of the ring is queued, else by MmapRing's poll timer (POLL_MS)
-            "wake_bytes": o.ringbuf_bytes // 16 if self.RING else 0,
+            # woken once 1/16 of a ring is queued, else by the reader's poll timer (POLL_MS)
+            "wake_bytes": self._wake_bytes if self.RING else 0,
             **self._feature_config(),
         }
 
@@ -242,10 +250,12 @@ class Tracer:
         image = bytearray(rodata.initial_value())
         image[at:at + len(config)] = config
         rodata.set_initial_value(bytes(image))
-        # a feature that never reads the ring buffer keeps it at its smallest
-        obj.map("events").set_max_entries(self.opts.ringbuf_bytes if self.RING else 4096)
+        if self.RING:
+            obj.map("rings").set_max_entries(libbpf.num_possible_cpus())
         self._before_load(obj)
         obj.load()
+        if self.RING:
+            self._make_rings(obj.map("rings"))
         self._stats_map = obj.map("stats")
         one = b"\1"
         rf = obj.map("reason_filter")
@@ -266,6 +276,16 @@ class Tracer:
                               insn.pack({"code": code, "jt": jt, "jf": jf, "k": k}))
         for name in attach:
             self._links.append(obj.program(name).attach())
+
+    def _make_rings(self, rings: libbpf.Map) -> None:
+        """A ring buffer for each online CPU, in `rings` at its number, before anything attaches."""
+        made = []
+        for cpu in self._cpus:
+            fd = libbpf.create_ringbuf(self.ring_bytes)
+            self._ring_fds.append(fd)
+            rings.update(cpu.to_bytes(4, "little"), fd.to_bytes(4, "little"))
+            made.append((fd, MmapRing(fd, self.ring_bytes, watch=False)))
+        self._rb = Rings(made, self._wake_bytes)
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
         """Switch on the programs of this hook (the others are not even loaded); their names.
@@ -337,6 +357,8 @@ class Tracer:
         if self._rb is not None:
             self._rb.close()
             self._rb = None
+        while self._ring_fds:
+            os.close(self._ring_fds.pop())
         self._unlink()
         if self._obj is not None:
             self._obj.close()

@@ -3,7 +3,8 @@
  * (bpf/kfree_skb.bpf.h: its three program variants and the filters), written
  * to the ring buffer with the packet's headers, and a stack on request.
  * Each part lives in its own header:
- *   common.bpf.h     events/stats maps, reason and pid filters
+ *   common.bpf.h     the stats map, reason and pid filters
+ *   ring.bpf.h       the per-CPU ring buffers
  *   capture.bpf.h    namespace, device filters, copying the packet's headers
  *   cbpf.bpf.h       the tcpdump filter: a classic BPF interpreter
  *   kfree_skb.bpf.h  the hook's programs and the filters, which call handle()
@@ -19,6 +20,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #include "common.bpf.h"
+#include "ring.bpf.h"
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
 #include "kfree_skb.bpf.h"
@@ -33,14 +35,15 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, struct net_dev
 	struct dt_event *e;
 	bool big = cfg.snaplen > DT_SNAP_MAX;
 	__u64 size; /* of the record reserved: dt_submit() wakes the reader by it */
+	void *ring;
 	if (big && cfg.want_stack)
-		e = DT_RESERVE(struct dt_event_big_stack, size);
+		e = DT_RESERVE(ring, struct dt_event_big_stack, size);
 	else if (big)
-		e = DT_RESERVE(struct dt_event_big, size);
+		e = DT_RESERVE(ring, struct dt_event_big, size);
 	else if (cfg.want_stack)
-		e = DT_RESERVE(struct dt_event_stack, size);
+		e = DT_RESERVE(ring, struct dt_event_stack, size);
 	else
-		e = DT_RESERVE(struct dt_event, size);
+		e = DT_RESERVE(ring, struct dt_event, size);
 	if (!e) {
 		count(DT_STAT_LOST);
 		return 0;
@@ -59,7 +62,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, struct net_dev
 		long n = bpf_get_stack(ctx, stack, DT_STACK_MAX * sizeof(__u64), 0);
 		e->stack_len = n > 0 ? n : 0;
 	}
-	dt_submit(e, size);
+	dt_submit(ring, e, size);
 	count(DT_STAT_EMITTED);
 	return 0;
 }

@@ -12,6 +12,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #include "common.bpf.h"
+#include "ring.bpf.h"
 
 SEC("tracepoint/skb/kfree_skb")
 int dt_tracepoint(void *ctx)
@@ -25,7 +26,9 @@ int dt_tracepoint(void *ctx)
 		return 0;
 	if (!pid_wanted(pid_tgid))
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 size;
+	void *ring;
+	e = DT_RESERVE(ring, struct dt_event, size);
 	if (!e) {
 		count(DT_STAT_LOST);
 		return 0;
@@ -43,7 +46,7 @@ int dt_tracepoint(void *ctx)
 	e->dev_type = 0xffff;
 	e->flags = DT_F_NO_SKB | (cfg.has_reason ? DT_F_HAS_REASON : 0);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	dt_submit(ring, e, size);
 	count(DT_STAT_EMITTED);
 	return 0;
 }

@@ -32,6 +32,7 @@ const volatile struct dt_trail_config cfg = {};
 char LICENSE[] SEC("license") = "GPL";
 
 #include "common.bpf.h"
+#include "ring.bpf.h"
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
 
@@ -395,7 +396,8 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	add_hop(t, skb, dev, netns, hook, now);
 
 	__u64 size;
-	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event, size);
+	void *ring;
+	struct dt_trail_event *te = DT_RESERVE(ring, struct dt_trail_event, size);
 	if (!te) {
 		count(DT_STAT_LOST);
 		end_trail(t);
@@ -409,7 +411,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
 	te->verdict = verdict;
 	te->_pad = 0;
-	dt_submit(te, size);
+	dt_submit(ring, te, size);
 	count(DT_STAT_EMITTED);
 	end_trail(t);
 	return 0;
