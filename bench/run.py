@@ -328,7 +328,8 @@ def summarise(rs: List[dict], base: float) -> dict:
         vals = [r[key] for r in rs if r.get(key) is not None]
         return statistics.median(vals) if vals else None
     return dict(rate=rate, ratio=rate / base, cap=sum(captured) / drops if captured and drops else None,
-                lost=sum(r.get("lost") or 0 for r in rs), cpu=med("cpu_s"), rss=med("rss_mb"),
+                lost=sum(r["lost"] for r in rs if r.get("lost") is not None)
+                if any(r.get("lost") is not None for r in rs) else None, cpu=med("cpu_s"), rss=med("rss_mb"),
                 bpf=med("bpf_ns"), attach=med("attach_s"), n=len(rs))
 
 
@@ -348,7 +349,7 @@ def flood_section(flood: str, results: List[dict], seconds: float, rounds: int) 
              "captured / drops | lost | tracer CPU s | peak RSS MB | start to attached s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, v in s.items():
-        lost = "-" if name == "untraced" else f"{v['lost']:,}"
+        lost = "-" if v["lost"] is None else f"{v['lost']:,}"
         to_floor = fmt(v["ratio"] / floor["ratio"], ".3f") if floor and name != "untraced" else "-"
         lines.append(f"| {name} | {v['rate']:,.0f} | {v['ratio']:.3f} | {to_floor} | "
                      f"{fmt(v['bpf'], '.0f')} | {fmt(v['cap'], '.3f')} | {lost} | {fmt(v['cpu'], '.2f')} | "

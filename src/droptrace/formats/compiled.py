@@ -215,13 +215,7 @@ class TextRenderer(FastRenderer):
     def write_batch(self, batch: "Batch") -> int:
         if self.writer.header_written:
             return super().write_batch(batch)
-        return self._first(batch.records())
-
-    def _first(self, records: List[bytes]) -> int:
-        if records:
-            self.conv.check(records[0])
-        self.writer.write([self.conv.convert(r) for r in records])
-        return len(records)
+        return self.writer.write_batch(batch)  # the first: its header is sized in Python
 
     def python(self, raw: bytes, e: Optional[Event]) -> bytes:
         assert e is not None

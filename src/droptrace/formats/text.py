@@ -9,11 +9,14 @@ the header above it. Numbers and names are never cut.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 from ..event import Event
 from .out import Output
 from .sink import EventSink
+
+if TYPE_CHECKING:
+    from ..kernel.ringbuf import Batch
 
 COMM_W, IFACE_W, PID_W, NETNS_W = 15, 15, 7, 10  # TASK_COMM_LEN-1, IFNAMSIZ-1, PID_MAX, u32
 ADDR_W = 21  # 255.255.255.255:65535; IPv6 endpoints widen it (up to 47)
@@ -139,6 +142,9 @@ def explain_line(reason: str) -> str:
     return f"    ^ {reason}: {text or '(no explanation written yet)'}"
 
 
+FIRST_BATCH = 64  # drops the first header is sized by (a wider one later prints it again)
+
+
 class TextWriter(EventSink):
     """Aligned lines (and stacks with --stack), written whole through one Output."""
 
@@ -150,6 +156,14 @@ class TextWriter(EventSink):
         self._reason_width = reason_width  # a callable when known only once tracing started
         self.columns = Columns()
         self._header = False
+
+    def write_batch(self, batch: "Batch") -> int:
+        if not self._header:
+            # The first batch sizes the header, and is rendered in Python whichever way the rest
+            # is: a small one, so that a storm's first 4,096 drops do not wait for Python (some
+            # 45 ms, which filled the rings in floods).
+            batch.limit = min(batch.limit, FIRST_BATCH)
+        return super().write_batch(batch)
 
     @property
     def header_written(self) -> bool:
