@@ -163,7 +163,7 @@ struct dt_trail {
 	__u64 skb;        /* its address (0: a free slot) */
 	__u64 last_ns;    /* the latest hop: a trail idle for cfg.trail_gap_ns is a reused address */
 	__u32 nhops;      /* hops seen; the last DT_TRAIL_HOPS are in hops[nhops % DT_TRAIL_HOPS] */
-	__u32 _pad;
+	__u32 selected;   /* a hop passed --netns/-i (always 1 without them): emitted when it ends */
 	struct dt_hop hops[DT_TRAIL_HOPS];
 };
 

@@ -124,6 +124,64 @@ def test_closed_port_on_the_server_crosses_three_namespaces(chain):
     assert ("net_dev_start_xmit", "dtr1", inodes[1]) in hops(t)  # forwarded out of the router
 
 
+def inode(ns):
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+def both(c, first, then):
+    """Send UDP to port `first`, then to `then`, from the client."""
+    return lambda: (send(c, first), send(c, then))
+
+
+def test_netns_selects_the_packets_that_crossed_the_router(chain):
+    """--netns ROUTER alone: the client's packet forwarded there and dropped, its trail whole from
+    the client (where droptrace first saw it), the router's hops and the verdict there."""
+    c, r, s = chain
+    t = trail([r], lambda: send(c, 7777), "udp")
+    assert t["reason"] == "NETFILTER_DROP"
+    h = hops(t)
+    assert h[0][2] == inode(c)  # from where it was first seen: queued in the client
+    assert ("netif_receive_skb", "dtr0", inode(r)) in h
+    assert h[-1][0] == "kfree_skb" and h[-1][2] == inode(r)
+
+
+def test_netns_selects_by_a_later_hop_and_only_those(chain):
+    """--netns SERVER: the router's forward drop never reached the server and is not shown; the
+    packet that did (to the server's closed port) is, sent after it."""
+    c, r, s = chain
+    t = trail([s], both(c, 7777, 9), "udp")
+    assert t["reason"] == "NO_SOCKET" and t["dport"] == 9
+    assert [inode(x) in [h[2] for h in hops(t)] for x in (c, r, s)] == [True, True, True]
+
+
+def test_interface_selects_by_any_hop(chain):
+    """-i dtr1, the router's device towards the server: only the packet forwarded out of it."""
+    c, r, s = chain
+    t = trail([], both(c, 7777, 9), "-i", "dtr1", "udp")
+    assert t["reason"] == "NO_SOCKET" and ("net_dev_start_xmit", "dtr1", inode(r)) in hops(t)
+
+
+def test_netns_and_interface_select_one_hop_in_both(chain):
+    """--netns ROUTER -i dtr0: the forward drop (received on dtr0 in the router); --netns CLIENT
+    -i dtr0 matches no hop (dtr0 is the router's), so nothing."""
+    c, r, s = chain
+    t = trail([r], lambda: send(c, 7777), "-i", "dtr0", "udp")
+    assert t["reason"] == "NETFILTER_DROP"
+    with Droptrace("trail", "--json", "--netns", c, "-i", "dtr0", "-d", str(int(3 * SLOWDOWN)), "udp",
+                   json_events=False) as dt:
+        dt.wait_ready()
+        send(c, 7777)
+        send(c, 9)
+        assert dt.wait(60) == 0
+    assert not [ln for ln in dt.stdout if ln.strip()] and "0 packets shown" in dt.stderr[-1]
+
+
+def test_reason_selects_by_the_verdict(chain):
+    c, r, s = chain
+    t = trail([], both(c, 9, 7777), "--reason", "NETFILTER_DROP", "udp")
+    assert t["reason"] == "NETFILTER_DROP" and t["dport"] == 7777
+
+
 def test_a_filter_that_matches_nothing_shows_nothing(lab):
     if not HAS_BPF_LOOP:
         pytest.skip("expressions in trail need bpf_loop")

@@ -19,8 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="droptrace trail", description=(
         "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
         "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
-        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen "
-        "(received, queued to a device, or dropped)."))
+        "only: works where kprobes are unavailable. --netns and -i select the packets that pass through "
+        "that namespace or device at any hop (one hop in both, given both), --reason those that end "
+        "dropped with that reason; a selected packet's trail is shown whole, from where droptrace first "
+        "saw it. The expression and --mark match the packet as first seen (received, queued to a "
+        "device, or dropped): under NAT, with the addresses it had there."))
     p.add_argument("--all", action="store_true",
                    help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
                    "consumed)")

@@ -123,6 +123,7 @@ static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
 	__sync_fetch_and_add(n, 1);
 	t->nhops = 0;
 	t->last_ns = now;
+	t->selected = !cfg.netns_on && !cfg.ifname_on;
 	t->skb = key;
 	return t;
 }
@@ -184,10 +185,10 @@ static __always_inline struct net_device *dev_of(__u64 *args, enum dt_hook hook,
 	return dev ? dev : skb->dev;
 }
 
-static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 netns)
+/* The filters on the packet as first seen: its mark and the tcpdump expression. The namespace and
+ * device filters select trails by any hop (add_hop), not here. */
+static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev)
 {
-	if (!netns_wanted(netns) || !ifname_wanted(dev))
-		return false;
 	if (cfg.mark_on && (skb->mark & cfg.mark_mask) != cfg.mark)
 		return false;
 	if (cfg.filter_on && !filter_accepts(skb, dev, true))
@@ -214,6 +215,9 @@ static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, str
 	}
 	t->nhops += 1;
 	t->last_ns = now;
+	/* --netns and -i select a trail by any of its hops: one in that namespace, on that device */
+	if (!t->selected && netns_wanted(netns) && ifname_wanted(dev))
+		t->selected = 1;
 }
 
 /* The skb's address as a number, the trails' key. A tp_btf argument is a typed pointer on which
@@ -256,7 +260,7 @@ static __always_inline struct dt_trail *start_trail(__u64 *args, enum dt_hook ho
 		return NULL;
 	*dev = dev_of(args, hook, skb);
 	*netns = netns_of(*dev, skb, true);
-	if (!wanted(skb, *dev, *netns)) {
+	if (!wanted(skb, *dev)) {
 		if (r) {
 			r->skb = key;
 			r->ts = now;
@@ -393,6 +397,11 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		return 0;
 	}
 	add_hop(t, skb, dev, netns, hook, now);
+	if (!t->selected) { /* it never passed the namespaces or devices asked for */
+		end_trail(t);
+		forget_rejected(key);
+		return 0;
+	}
 
 	__u64 size;
 	struct dt_trail_event *te = DT_RESERVE(struct dt_trail_event, size);
