@@ -8,7 +8,7 @@ import pytest
 
 from droptrace.lab import A4, B4, IFNAME, SCENARIOS
 
-from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace
+from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace, run
 
 pytestmark = pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")
 WAIT = str(int(60 * SLOWDOWN))
@@ -180,6 +180,49 @@ def test_reason_selects_by_the_verdict(chain):
     c, r, s = chain
     t = trail([], both(c, 9, 7777), "--reason", "NETFILTER_DROP", "udp")
     assert t["reason"] == "NETFILTER_DROP" and t["dport"] == 7777
+
+
+# The forward path's functions (narrowed so that one fentry per function fits the emulated kernels' time)
+FORWARD = "ip_rcv,ip_rcv_core,ip_rcv_finish,ip_forward,ip_forward_finish,nf_hook_slow,ip_output"
+
+
+@pytest.mark.matrix
+def test_functions_show_the_forward_path_or_refuse_in_one_line(chain):
+    """--functions: the router's forward drop with ip_forward and the netfilter hook before the
+    verdict, each function hop with its caller; where no function hook works (this host: kprobes
+    compiled out, fentry refused), one line naming each method and why, exit 1, nothing on stdout.
+    DROPTRACE_TEST_FUNCTION_HOOK (set by scripts/test-other-kernel for the kernels it boots) says
+    which method must be used there."""
+    c, r, s = chain
+    expected = os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK")
+    with Droptrace("trail", "--json", "-c", "1", "-d", WAIT, "--netns", r, f"--functions={FORWARD}",
+                   "udp dst port 7777", json_events=False) as dt:
+        dt._ready.wait(120 * SLOWDOWN)
+        if not any("Tracing" in ln for ln in dt.stderr):
+            assert dt.wait(60) == 1 and not dt.stdout and expected in (None, "none"), dt.stderr
+            assert len(dt.stderr) == 1 and "Traceback" not in dt.stderr[0]
+            assert all(f"{m}:" in dt.stderr[0] for m in ("kprobe-multi", "fentry", "kprobe")), dt.stderr
+            return
+        assert expected != "none", dt.stderr
+        note = next(ln for ln in dt.stderr if "kernel functions" in ln)
+        assert expected is None or f"via {expected}" in note, note
+        send(c, 7777)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    t = json.loads(dt.stdout[0])
+    assert t["reason"] == "NETFILTER_DROP"
+    fns = [h["function"] for h in t["hops"]]
+    assert "ip_forward" in fns and "nf_hook_slow" in fns, fns
+    assert fns.index("ip_forward") < len(fns) - 1 - fns[::-1].index("nf_hook_slow")  # forward, then its hook
+    assert t["hops"][-1]["hook"] == "kfree_skb" and t["hops"][-1]["netns"] == inode(r)
+    assert all(h["hook"] == "function" for h in t["hops"] if h["function"])
+    if "fentry" not in note:
+        assert any(h["caller"] and "+0x" in h["caller"] for h in t["hops"] if h["function"]), t["hops"]
+
+
+def test_functions_that_match_nothing_are_refused():
+    """A glob no kernel function that takes an skb matches: one line, usage error."""
+    p = run("trail", "--functions=dt_no_such_function_*", "-d", "1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no kernel function" in p.stderr, p.stderr
 
 
 def test_a_filter_that_matches_nothing_shows_nothing(lab):

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from ...commands.common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
 from ...formats.out import Output
+from ...kernel.skb_functions import parse_globs
 from .output import TrailWriter
 from .tracer import TrailTracer
 
@@ -28,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
                    "consumed)")
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
+    p.add_argument("--functions", nargs="?", const="", action="append", metavar="GLOB,...",
+                   help="also a hop per call of each kernel function that takes the skb (found in the "
+                   "kernel's BTF), with the caller where known: kprobe-multi, else fentry, else one kprobe "
+                   "each; narrow with globs, e.g. --functions='ip_*,nf_*' (with '=', or before the "
+                   "expression). Where no function hook works, one line says so and trail exits 1")
     add_run_options(p, "packets")
     add_trace_options(p, hook=False, pid=False)
     return p
@@ -35,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    tracer = TrailTracer(options(args), every=args.all)
+    globs = None if args.functions is None else parse_globs(args.functions)
+    tracer = TrailTracer(options(args), every=args.all, functions=globs)
     names = None
     try:
         from ...enrich import Enricher

@@ -42,7 +42,7 @@ char LICENSE[] SEC("license") = "GPL";
  * tracepoint is (6.18 defers the free of an skb read by a socket) leave their trails until then.
  * Two CPUs starting trails in one set at the same instant may take the same slot: one packet is
  * then followed from its next step on. */
-#define TRAIL_SETS 8192
+#define TRAIL_SETS 4096
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * TRAIL_SETS);
@@ -196,21 +196,28 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev)
 	return true;
 }
 
-static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
-				    __u32 netns, enum dt_hook hook, __u64 now)
+/* One hop written in place. `direct`: skb and dev are typed pointers (tp_btf), else addresses
+ * read through the helpers (a kprobe's registers). */
+static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
+					      __u32 netns, __u16 hook, __u64 now, bool direct)
 {
 	struct dt_hop *h = &t->hops[t->nhops & (DT_TRAIL_HOPS - 1)];
 
 	h->ts_ns = now;
 	h->hook = hook;
+	h->func = 0;
+	h->caller = 0;
 	h->cpu = bpf_get_smp_processor_id();
-	h->len = skb->len;
+	h->len = DT_RD(direct, skb, len);
 	h->netns = netns;
 	if (dev) {
-		h->ifindex = dev->ifindex;
-		__builtin_memcpy(h->ifname, dev->name, sizeof(h->ifname));
+		h->ifindex = DT_RD(direct, dev, ifindex);
+		if (direct)
+			__builtin_memcpy(h->ifname, dev->name, sizeof(h->ifname));
+		else
+			bpf_core_read(h->ifname, sizeof(h->ifname), &dev->name);
 	} else {
-		h->ifindex = skb->skb_iif;
+		h->ifindex = DT_RD(direct, skb, skb_iif);
 		__builtin_memset(h->ifname, 0, sizeof(h->ifname));
 	}
 	t->nhops += 1;
@@ -218,6 +225,7 @@ static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, str
 	/* --netns and -i select a trail by any of its hops: one in that namespace, on that device */
 	if (!t->selected && netns_wanted(netns) && ifname_wanted(dev))
 		t->selected = 1;
+	return h;
 }
 
 /* The skb's address as a number, the trails' key. A tp_btf argument is a typed pointer on which
@@ -312,7 +320,7 @@ static __always_inline int on_hop(__u64 *args, enum dt_hook hook, bool entry, bo
 	__u64 now = 0, key = address_of(skb);
 	struct dt_trail *t = track(args, hook, entry, skb, key, &now, &dev, &netns);
 	if (t)
-		add_hop(t, skb, dev, netns, hook, now);
+		add_hop(t, skb, dev, netns, hook, now, true);
 	else if (forget)
 		forget_rejected(key);
 	return 0;
@@ -396,7 +404,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		forget_rejected(key);
 		return 0;
 	}
-	add_hop(t, skb, dev, netns, hook, now);
+	add_hop(t, skb, dev, netns, hook, now, true);
 	if (!t->selected) { /* it never passed the namespaces or devices asked for */
 		end_trail(t);
 		forget_rejected(key);
@@ -460,3 +468,59 @@ int dt_trail_kfree_skb(__u64 *ctx)
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
 	return on_end(ctx, DT_HOOK_KFREE_SKB, ctx[1], reason, DT_VERDICT_DROPPED);
 }
+
+/* --functions: a kernel function that takes the skb (found in the kernel's BTF by user space, which
+ * attaches the program for the argument the skb is). It only follows: a hop for an skb already
+ * tracked, and for any other skb the same array load as a tracepoint step that cannot start a
+ * trail. `regs`: a kprobe's registers, whose stack pointer holds the return address at entry
+ * (the caller); NULL for fentry. */
+static __always_inline int on_function(void *ctx, struct sk_buff *skb, struct pt_regs *regs)
+{
+#ifdef DT_TRAIL_FLOOR
+	return 0;
+#endif
+	if (!skb)
+		return 0;
+	__u64 key = address_of(skb);
+	if (!maybe_tracked(key))
+		return 0;
+	struct dt_trail *t = find(key);
+	if (!t)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (now - t->last_ns > cfg.trail_gap_ns)
+		return 0;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct dt_hop *h = add_hop(t, skb, dev, netns_of(dev, skb, false), DT_FN_HOOK, now, false);
+	h->func = bpf_get_func_ip(ctx);
+	if (regs)
+		bpf_probe_read_kernel(&h->caller, sizeof(h->caller), (void *)regs->sp);
+	return 0;
+}
+
+#if defined(__TARGET_ARCH_x86)
+/* One program per argument position and attach method: the position is a constant of the program
+ * (a register, or a slot of fentry's arguments), not looked up per call. */
+#define FUNCTION(n, reg)                                                                  \
+	SEC("kprobe.multi")                                                               \
+	int dt_fn_multi_##n(struct pt_regs *ctx)                                          \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx->reg, ctx);                 \
+	}                                                                                 \
+	SEC("kprobe")                                                                     \
+	int dt_fn_kprobe_##n(struct pt_regs *ctx)                                         \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx->reg, ctx);                 \
+	}                                                                                 \
+	SEC("fentry")                                                                     \
+	int dt_fn_fentry_##n(__u64 *ctx)                                                  \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx[n], NULL);                  \
+	}
+
+FUNCTION(0, di)
+FUNCTION(1, si)
+FUNCTION(2, dx)
+FUNCTION(3, cx)
+FUNCTION(4, r8)
+#endif
