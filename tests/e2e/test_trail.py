@@ -1,6 +1,7 @@
 """`droptrace trail`: real packets through real namespaces, their hops from tracepoints only."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -217,6 +218,21 @@ def test_functions_show_the_forward_path_or_refuse_in_one_line(chain):
     assert all(h["hook"] == "function" for h in t["hops"] if h["function"])
     if "fentry" not in note:
         assert any(h["caller"] and "+0x" in h["caller"] for h in t["hops"] if h["function"]), t["hops"]
+
+
+@pytest.mark.matrix
+def test_doctor_says_what_trail_functions_can_use():
+    """doctor's `trail functions` line agrees with what trail --functions does here."""
+    d = json.loads(run("doctor", "--json").stdout)
+    check = next(c for c in d["checks"] if c["name"] == "trail functions")
+    p = run("trail", "--functions=ip_rcv", "-d", "1")
+    if p.returncode == 1:
+        assert not check["ok"], check
+        assert all(f"{m}:" in check["detail"] for m in ("kprobe-multi", "fentry", "kprobe")), check
+    else:
+        assert p.returncode == 0, p.stderr
+        method = re.search(r"via (\S+) \(attached", p.stderr)[1]
+        assert check["ok"] and check["detail"].endswith(f"hooked via {method}"), check
 
 
 def test_functions_that_match_nothing_are_refused():
