@@ -51,8 +51,12 @@ enum dt_hook {
 
 /* trail's function hooks (--functions): a hop made by a kernel function that takes the skb */
 enum dt_fn {
-	DT_FN_HOOK = 255,  /* dt_hop.hook of such a hop (dt_hop.func says which function) */
-	DT_FN_ARGS = 5,    /* the skb is looked for among a function's first five arguments */
+	DT_FN_HOOK = 255,     /* dt_hop.hook of such a hop (dt_hop.func says which function) */
+	DT_FN_RETURNED = 254, /* ... the same, with the value it returned in dt_hop.ret (--returns) */
+	DT_FN_CLONE = 253,    /* the first hop of a clone or copy made by dt_hop.func: its trail goes on
+			       * from the original's */
+	DT_FN_ARGS = 5,       /* the skb is looked for among a function's first five arguments */
+	DT_FN_CALLS = 8,      /* calls in progress remembered per CPU for their return */
 };
 
 /* How a trail ended */
@@ -158,10 +162,11 @@ struct dt_hop {
 	__u64 ts_ns;
 	__u64 func;       /* hook DT_FN_HOOK: the function's address (bpf_get_func_ip); else 0 */
 	__u64 caller;     /* ... the address it returns to, where known; else 0 */
+	__s64 ret;        /* hook DT_FN_RETURNED: the value the function returned */
 	__u32 ifindex;
 	__u32 netns;
 	__u32 len;        /* skb->len at this hop */
-	__u16 hook;       /* enum dt_hook, or DT_FN_HOOK */
+	__u16 hook;       /* enum dt_hook, or DT_FN_HOOK, DT_FN_RETURNED, DT_FN_CLONE */
 	__u16 cpu;
 	char ifname[16];
 };

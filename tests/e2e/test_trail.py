@@ -220,6 +220,68 @@ def test_functions_show_the_forward_path_or_refuse_in_one_line(chain):
         assert any(h["caller"] and "+0x" in h["caller"] for h in t["hops"] if h["function"]), t["hops"]
 
 
+def function_hooks_or_skip(*args):
+    """Start trail with function hooks; skip where none works and none is expected (the host:
+    test_functions_show_the_forward_path_or_refuse_in_one_line checks the refusal)."""
+    dt = Droptrace(*args, json_events=False)
+    dt._ready.wait(120 * SLOWDOWN)
+    if not any("Tracing" in ln for ln in dt.stderr):
+        dt.wait(60)
+        assert os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK") in (None, "none"), dt.stderr
+        pytest.skip("no kernel function hook works here")
+    return dt
+
+
+@pytest.mark.matrix
+def test_a_mirrored_copy_is_followed_as_a_clone(chain):
+    """tc mirrors what the router receives on dtr0 to a veth of its own (mirred: skb_clone): with
+    --all, the original's trail (dropped by the forward rule) and the clone's, which goes on from
+    the original's hops with a hop `clone` by skb_clone, then its own on the mirror device."""
+    c, r, s = chain
+    for cmd in (["ip", "link", "add", "dtrm", "type", "veth", "peer", "name", "dtrn"],
+                ["ip", "link", "set", "dtrm", "up"], ["ip", "link", "set", "dtrn", "up"],
+                ["tc", "qdisc", "add", "dev", "dtr0", "clsact"],
+                ["tc", "filter", "add", "dev", "dtr0", "ingress", "protocol", "all", "u32", "match", "u32",
+                 "0", "0", "action", "mirred", "egress", "mirror", "dev", "dtrm"]):
+        subprocess.run(["ip", "netns", "exec", r, *cmd], check=True, capture_output=True)
+    dt = function_hooks_or_skip("trail", "--json", "--all", "-c", "2", "-d", WAIT, "--netns", r,
+                                f"--functions={FORWARD}", "udp dst port 7777")
+    with dt:
+        send(c, 7777)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    clone = next(t for t in trails if any(h["hook"] == "clone" for h in t["hops"]))
+    original = next(t for t in trails if t is not clone)
+    assert original["reason"] == "NETFILTER_DROP"
+    at = next(i for i, h in enumerate(clone["hops"]) if h["hook"] == "clone")
+    assert clone["hops"][at]["function"] == "skb_clone"
+    assert ("netif_receive_skb", "dtr0", inode(r)) in hops({"hops": clone["hops"][:at]})  # the original's
+    assert "dtrm" in [h["ifname"] for h in clone["hops"][at + 1:]]  # then its own, to the mirror
+    assert clone["hops"][-1]["hook"] in ("kfree_skb", "consume_skb")
+
+
+@pytest.mark.matrix
+def test_returns_show_the_function_that_said_no(lab):
+    """--returns: UDP from an address B has no route back to (rp_filter): the route lookup returns
+    -EXDEV, then the packet is dropped as IP_RPFILTER."""
+    sc = next(x for x in SCENARIOS if x.name == "rp-filter")
+    dt = function_hooks_or_skip("trail", "--json", "-c", "1", "-d", WAIT, "--netns", lab.b, "--returns",
+                                "--functions=ip_route_input*,fib_validate_source,ip_rcv*", "udp")
+    with dt, sc.prepared(lab):
+        sc.provoke(lab)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    t = json.loads(dt.stdout[0])
+    assert t["reason"] == "IP_RPFILTER"
+    said_no = [h["function"] for h in t["hops"] if h["returned"] == "-EXDEV"]
+    assert said_no, t["hops"]
+    assert t["hops"][-1]["hook"] == "kfree_skb"
+
+
+def test_returns_need_functions():
+    p = run("trail", "--returns", "-d", "1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--functions" in p.stderr, p.stderr
+
+
 @pytest.mark.matrix
 def test_doctor_says_what_trail_functions_can_use():
     """doctor's `trail functions` line agrees with what trail --functions does here."""

@@ -285,16 +285,18 @@ class Program:
     def attach(self) -> "Link":
         return Link(_ptr(lib().bpf_program__attach(self._ptr), f"attaching {self.name}"))
 
-    def attach_kprobe_multi(self, functions: List[str]) -> "Link":
-        """One kprobe-multi link (5.18+, CONFIG_FPROBE) on all these functions' entries."""
+    def attach_kprobe_multi(self, functions: List[str], retprobe: bool = False) -> "Link":
+        """One kprobe-multi link (5.18+, CONFIG_FPROBE) on all these functions' entries (or
+        returns)."""
         syms = (ctypes.c_char_p * len(functions))(*(f.encode() for f in functions))
-        opts = _KprobeMultiOpts(sz=ctypes.sizeof(_KprobeMultiOpts), syms=syms, cnt=len(functions))
+        opts = _KprobeMultiOpts(sz=ctypes.sizeof(_KprobeMultiOpts), syms=syms, cnt=len(functions),
+                                retprobe=retprobe)
         p = lib().bpf_program__attach_kprobe_multi_opts(self._ptr, None, ctypes.byref(opts))
         return Link(_ptr(p, f"attaching {self.name} as kprobe-multi to {len(functions)} functions"))
 
-    def attach_kprobe(self, function: str) -> "Link":
-        """A kprobe on this function's entry."""
-        return Link(_ptr(lib().bpf_program__attach_kprobe(self._ptr, False, function.encode()),
+    def attach_kprobe(self, function: str, retprobe: bool = False) -> "Link":
+        """A kprobe on this function's entry (or a kretprobe on its return)."""
+        return Link(_ptr(lib().bpf_program__attach_kprobe(self._ptr, retprobe, function.encode()),
                          f"attaching {self.name} as a kprobe on {function}"))
 
     def set_attach_target(self, function: str) -> None:

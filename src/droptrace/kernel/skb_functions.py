@@ -6,6 +6,7 @@ ftrace can hook (tracefs's available_filter_functions) and to the user's globs.
 """
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
@@ -38,6 +39,33 @@ def skb_functions(kernel: btfmod.BTF, first: int) -> Dict[str, int]:
                 out.setdefault(name, n)
                 break
     return out
+
+
+def return_kinds(kernel: btfmod.BTF, names: Iterable[str]) -> Dict[str, str]:
+    """What each function returns, as --returns shows it: void, pointer, or int (any other
+    scalar: bool, enum, integer)."""
+    want, out = set(names), {}
+    for _, name, proto_id in kernel.own_of_kind(btfmod.KIND_FUNC):
+        if name in want and name not in out:
+            ret = kernel.type(proto_id).type
+            kind = kernel.resolve(ret).kind if ret else 0
+            out[name] = "void" if not ret else "pointer" if kind == btfmod.KIND_PTR else "int"
+    return out
+
+
+def show_return(value: int, kind: str) -> Optional[str]:
+    """A return value as --returns shows it: a negative errno by name (-EPERM), a pointer in hex,
+    nothing for a void function."""
+    if kind == "void":
+        return None
+    if kind == "pointer":
+        return f"0x{value & (1 << 64) - 1:x}" if not -4096 < value < 0 else _errno(value)
+    value = value if value < 1 << 31 else value - (1 << 32) if value < 1 << 32 else value
+    return _errno(value) if -4096 < value < 0 else str(value)
+
+
+def _errno(value: int) -> str:
+    return f"-{errno.errorcode.get(-value, str(-value))}"
 
 
 def hookable(tracefs_dir: Optional[str]) -> Optional[Set[str]]:

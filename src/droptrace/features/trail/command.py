@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also a hop per call of each kernel function that takes the skb (found in the "
                    "kernel's BTF), with the caller where known: kprobe-multi, else fentry, else one kprobe "
                    "each; narrow with globs, e.g. --functions='ip_*,nf_*' (with '=', or before the "
-                   "expression). Where no function hook works, one line says so and trail exits 1")
+                   "expression). Clones and copies of a followed skb (skb_clone, skb_copy, pskb_copy, GSO "
+                   "segments) are followed too, their trail going on from the original's (kprobe-multi, "
+                   "kprobes). Where no function hook works, one line says so and trail exits 1")
+    p.add_argument("--returns", action="store_true",
+                   help="with --functions: each function's return value in its hop, a negative errno "
+                   "by name (-EPERM), so a packet that vanished shows the function that said no "
+                   "(kretprobes: kprobe-multi or one each)")
     add_run_options(p, "packets")
     add_trace_options(p, hook=False, pid=False)
     return p
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     globs = None if args.functions is None else parse_globs(args.functions)
-    tracer = TrailTracer(options(args), every=args.all, functions=globs)
+    tracer = TrailTracer(options(args), every=args.all, functions=globs, returns=args.returns)
     names = None
     try:
         from ...enrich import Enricher

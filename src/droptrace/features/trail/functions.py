@@ -10,6 +10,7 @@ while one hook per function is attached.
 """
 from __future__ import annotations
 
+import errno
 import platform
 import sys
 from typing import Callable, Dict, List, Optional
@@ -19,6 +20,11 @@ from ...kernel import libbpf
 METHODS = ("kprobe-multi", "fentry", "kprobe")
 _PROGRAM = {"kprobe-multi": "dt_fn_multi_{}", "fentry": "dt_fn_fentry_{}", "kprobe": "dt_fn_kprobe_{}"}
 ARCHES = ("x86_64",)  # where trail.bpf.c builds the function programs (a kprobe's registers)
+# The functions that make a new skb from one (their first argument): a clone shares the data, a
+# copy has its own; GSO segments are new skbs cut from the original (the first is returned).
+CLONES = ("skb_clone", "skb_copy", "__pskb_copy_fclone", "skb_copy_expand", "skb_segment")
+_CLONE = {"kprobe-multi": "dt_fn_clone_multi", "kprobe": "dt_fn_clone_kprobe"}
+_RETURN = {"kprobe-multi": "dt_fn_ret_multi", "kprobe": "dt_fn_ret_kprobe"}
 
 
 def supported_arch() -> bool:
@@ -26,8 +32,10 @@ def supported_arch() -> bool:
 
 
 def program_names(positions: int) -> List[str]:
-    """Every function program of the object (each method, each argument position)."""
-    return [p.format(n) for p in _PROGRAM.values() for n in range(positions)]
+    """Every function program of the object (each method, each argument position, the clone and
+    return programs)."""
+    return [p.format(n) for p in _PROGRAM.values() for n in range(positions)] + \
+        list(_CLONE.values()) + list(_RETURN.values())
 
 
 def progress_bar(what: str) -> Optional[Callable[[int, int], None]]:
@@ -45,19 +53,30 @@ def progress_bar(what: str) -> Optional[Callable[[int, int], None]]:
 
 
 class FunctionHooks:
-    """The functions to hook (name -> the skb's argument index) and, once attached, their links
-    (and fentry's objects)."""
+    """The functions to hook (name -> the skb's argument index), the clone and copy functions
+    followed into their new skb, whether returns are wanted, and once attached their links (and
+    fentry's objects)."""
 
-    def __init__(self, functions: Dict[str, int]) -> None:
-        self.functions = functions
+    def __init__(self, functions: Dict[str, int], clones: List[str], returns: bool) -> None:
+        self.functions = {n: i for n, i in functions.items() if n not in clones}
+        self.clones = clones
+        self.returns = returns
         self.method: Optional[str] = None
         self._objects: List[libbpf.Object] = []  # fentry: one per function
+
+    @property
+    def count(self) -> int:
+        return len(self.functions) + len(self.clones)
 
     def by_position(self) -> Dict[int, List[str]]:
         out: Dict[int, List[str]] = {}
         for name, n in self.functions.items():
             out.setdefault(n, []).append(name)
         return out
+
+    def returning(self) -> List[str]:
+        """The functions whose return is hooked."""
+        return (list(self.functions) if self.returns else []) + self.clones
 
     def autoload(self, obj: libbpf.Object, method: str, positions: int) -> None:
         """Switch on, in the main object, the programs this method attaches from it (fentry's are
@@ -66,14 +85,23 @@ class FunctionHooks:
         for n in range(positions):
             for m, fmt in _PROGRAM.items():
                 obj.program(fmt.format(n)).set_autoload(m == method and n in used)
+        for table, on in ((_CLONE, bool(self.clones)), (_RETURN, bool(self.returning()))):
+            for m, name in table.items():
+                obj.program(name).set_autoload(on and m == method)
 
     def attach(self, obj: libbpf.Object, path: str, method: str) -> List[libbpf.Link]:
         """Attach every function by this method (raises libbpf.BpfError at the first refusal)."""
         links: List[libbpf.Link] = []
         try:
+            if method == "fentry" and self.returns:
+                raise libbpf.BpfError("--returns is read by kretprobes here, not fexit", errno.EOPNOTSUPP)
             if method == "kprobe-multi":
                 for n, names in sorted(self.by_position().items()):
                     links.append(obj.program(_PROGRAM[method].format(n)).attach_kprobe_multi(names))
+                if self.clones:
+                    links.append(obj.program(_CLONE[method]).attach_kprobe_multi(self.clones))
+                if self.returning():
+                    links.append(obj.program(_RETURN[method]).attach_kprobe_multi(self.returning(), True))
             else:
                 show = progress_bar(f"attaching {len(self.functions)} {method} hooks")
                 for i, (name, n) in enumerate(self.functions.items()):
@@ -83,6 +111,9 @@ class FunctionHooks:
                         links.append(self._fentry(obj, path, name, n))
                     if show:
                         show(i + 1, len(self.functions))
+                if method == "kprobe":
+                    links += [obj.program(_CLONE[method]).attach_kprobe(n) for n in self.clones]
+                    links += [obj.program(_RETURN[method]).attach_kprobe(n, True) for n in self.returning()]
         except BaseException:
             for link in links:
                 link.destroy()

@@ -22,7 +22,7 @@ from ...kernel.contract import Contract
 from ...kernel.features import pointer_arguments, probe
 from ...kernel.layout import StructLayout
 from ...kernel.tracer import BTF_PATH, Tracer
-from .functions import METHODS, FunctionHooks, program_names, supported_arch
+from .functions import CLONES, METHODS, FunctionHooks, program_names, supported_arch
 
 HOOK_PREFIX = "DT_HOOK_"
 NO_ARG = 0xFF  # cfg.trail_skb_arg/trail_dev_arg: this tracepoint has no such argument here
@@ -36,6 +36,7 @@ def hooks(const: Dict[str, int]) -> Dict[int, str]:
 
 
 FUNCTION_HOOK = "function"  # Hop.hook of a function's hop (Hop.function names it)
+CLONE_HOOK = "clone"  # ... of a clone's or copy's first own hop (Hop.function made it)
 
 
 def no_function_hooks(tried: List[Tuple[str, str]]) -> DroptraceError:
@@ -56,6 +57,7 @@ class Hop:
     cpu: int
     function: Optional[str] = None  # hook "function": the kernel function
     caller: Optional[str] = None  # ... and where it was called from (func+0xoff), where known
+    returned: Optional[str] = None  # --returns: what it returned (-EPERM, 0, 0xffff...)
 
 
 class TrailTracer(Tracer):
@@ -66,11 +68,14 @@ class TrailTracer(Tracer):
     WHAT = "trail"
 
     def __init__(self, opts, every: bool = False,  # type: ignore[no-untyped-def]
-                 functions: Optional[List[str]] = None) -> None:
-        """functions: with --functions, its globs (empty: every function that takes an skb)."""
+                 functions: Optional[List[str]] = None, returns: bool = False) -> None:
+        """functions: with --functions, its globs (empty: every function that takes an skb);
+        returns: --returns."""
         super().__init__(opts)
         self.every = every
         self.globs = functions
+        self.returns = returns
+        self._return_kinds: Dict[str, str] = {}
         self.functions: Optional[FunctionHooks] = None
         self._method = ""
         self.missing: List[str] = []  # steps this kernel has no tracepoint (or skb) for
@@ -96,21 +101,29 @@ class TrailTracer(Tracer):
                                "those steps are not shown")
         if self._skb_args.get("kfree_skb") is None:
             raise DroptraceError("this kernel has no skb:kfree_skb tracepoint in its BTF")
+        if self.returns and self.globs is None:
+            raise UsageError("--returns shows the return values of the functions --functions follows: "
+                             "give --functions too")
         if self.globs is not None:
-            self.functions = FunctionHooks(self._skb_functions(kernel))
+            chosen, clones = self._skb_functions(kernel)
+            self.functions = FunctionHooks(chosen, clones, self.returns)
+            self._return_kinds = skb_functions.return_kinds(kernel.btf, list(chosen) + clones)
         self.opts.hook = "tp_btf"
         super().start()  # picks OBJECTS[1] where the kernel has no bpf_loop
 
-    def _skb_functions(self, kernel) -> Dict[str, int]:  # type: ignore[no-untyped-def]
-        """--functions: the kernel's functions that take an skb, hookable, matching the globs."""
+    def _skb_functions(self, kernel) -> Tuple[Dict[str, int], List[str]]:  # type: ignore[no-untyped-def]
+        """--functions: the kernel's functions that take an skb, hookable, matching the globs; and
+        those of the clone and copy functions this kernel has (followed into the new skb)."""
         if not supported_arch():
             raise no_function_hooks([(m, "not built for this architecture (x86_64 only)") for m in METHODS])
         found = skb_functions.skb_functions(kernel.btf, self.contract.const["DT_FN_ARGS"])
-        chosen = skb_functions.select(found, skb_functions.hookable(tracefs.find()), self.globs or [])
+        available = skb_functions.hookable(tracefs.find())
+        chosen = skb_functions.select(found, available, self.globs or [])
         if not chosen:
             raise UsageError(f"--functions {','.join(self.globs or ['*'])}: no kernel function that takes "
                              "an skb matches")
-        return chosen
+        clones = [n for n, i in skb_functions.select(found, available, list(CLONES)).items() if i == 0]
+        return chosen, clones
 
     def _attach(self) -> None:
         """With --functions, the tracepoints and the function hooks by each method in turn, until
@@ -123,9 +136,11 @@ class TrailTracer(Tracer):
             t0 = time.monotonic()
             try:
                 super()._attach()
-                n = len(self.functions.functions)
-                self.limits.append(f"also {n} kernel functions that take the skb, "
-                                   f"via {method} (attached in {time.monotonic() - t0:.1f} s)")
+                fns = self.functions
+                clones = f", clones and copies followed ({', '.join(fns.clones)})" if fns.clones and \
+                    method != "fentry" else ""
+                self.limits.append(f"also {fns.count} kernel functions that take the skb, via {method} "
+                                   f"(attached in {time.monotonic() - t0:.1f} s){clones}")
                 return
             except DroptraceError:
                 tried.append((method, self.fallbacks[-1][1] if self.fallbacks else "?"))
@@ -172,7 +187,7 @@ class TrailTracer(Tracer):
                 if found.get(name) is not None:
                     table[value] = found[name]  # type: ignore[assignment]
         return {"trail_all": int(self.every), "trail_gap_ns": TRAIL_GAP_NS, "trail_skb_arg": bytes(skb),
-                "trail_dev_arg": bytes(dev)}
+                "trail_dev_arg": bytes(dev), "trail_returns": int(self.returns)}
 
     def _check(self, raw: bytes) -> None:
         size = self.contract.struct("dt_trail_event").size
@@ -184,7 +199,8 @@ class TrailTracer(Tracer):
     def records(self) -> "TrailRecords":
         """How to read this object's trail records."""
         if self._records is None:
-            self._records = TrailRecords(self.contract, self._hooks, self.converter, self.symbolize)
+            self._records = TrailRecords(self.contract, self._hooks, self.converter, self.symbolize,
+                                         self._return_kinds)
         return self._records
 
     def trails(self, raw: List[bytes]) -> List[Tuple[Event, str, List[Hop], int]]:
@@ -197,7 +213,8 @@ class TrailRecords:
     record's parts: the whole trail, or for a storm just its shape and its times."""
 
     def __init__(self, layouts: Contract, hook_names: Dict[int, str], converter: Converter,
-                 symbolize: Callable[[int], str] = hex) -> None:
+                 symbolize: Callable[[int], str] = hex,
+                 return_kinds: Optional[Dict[str, str]] = None) -> None:
         te, ev, trail, hop = (layouts.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
         ev_at, tr_at = te.offset("ev"), te.offset("trail")
 
@@ -205,7 +222,7 @@ class TrailRecords:
             f = layout.field(name)
             return slice(base + f.offset, base + f.end)
 
-        fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu", "func", "caller")
+        fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu", "func", "caller", "ret")
         st, index = hop.struct(fields)
         self._pick = operator.itemgetter(*(index[f] for f in fields))  # in that order, whatever the struct's
         self._hop = struct.Struct(st.format + f"{hop.size - st.size}x")  # one hop, its whole stride
@@ -240,8 +257,12 @@ class TrailRecords:
         self._verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in layouts.const.items()
                           if k.startswith("DT_VERDICT_")}
         self._hook_names, self._ifnames = hook_names, {}  # type: Dict[bytes, str]
-        self._fn_hook = layouts.const["DT_FN_HOOK"]
+        c = layouts.const
+        self._fn_hooks = {c["DT_FN_HOOK"]: FUNCTION_HOOK, c["DT_FN_RETURNED"]: FUNCTION_HOOK,
+                          c["DT_FN_CLONE"]: CLONE_HOOK}
+        self._returned = c["DT_FN_RETURNED"]
         self._symbolize = symbolize
+        self._return_kinds = return_kinds or {}
         self._converter = converter
 
     def count(self, r: bytes) -> int:
@@ -255,14 +276,16 @@ class TrailRecords:
         slots = list(self._hop.iter_unpack(r[self._hops]))
         steps = []
         for i in range(max(0, n - keep), n):
-            ts, hook, ifindex, ifname, netns, length, cpu, func, caller = pick(slots[i % keep])
+            ts, hook, ifindex, ifname, netns, length, cpu, func, caller, ret = pick(slots[i % keep])
             name = names.get(ifname)
             if name is None:
                 name = names[ifname] = ifname.split(b"\0", 1)[0].decode(errors="replace")
-            if hook == self._fn_hook:
-                steps.append(Hop(ts, FUNCTION_HOOK, ifindex, name, netns, length, cpu,
-                                 self._symbolize(func).split("+0x", 1)[0],
-                                 self._symbolize(caller) if caller else None))
+            if hook in self._fn_hooks:
+                fn = self._symbolize(func).split("+0x", 1)[0]
+                returned = skb_functions.show_return(ret, self._return_kinds.get(fn, "int")) \
+                    if hook == self._returned else None
+                steps.append(Hop(ts, self._fn_hooks[hook], ifindex, name, netns, length, cpu, fn,
+                                 self._symbolize(caller) if caller else None, returned))
             else:
                 steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length,
                                  cpu))
