@@ -188,22 +188,28 @@ FORWARD = "ip_rcv,ip_rcv_core,ip_rcv_finish,ip_forward,ip_forward_finish,nf_hook
 
 
 @pytest.mark.matrix
-def test_functions_show_the_forward_path_or_refuse_in_one_line(chain):
+@pytest.mark.parametrize("method", [None, "fentry", "kprobe"])
+def test_functions_show_the_forward_path_or_refuse_in_one_line(chain, method):
     """--functions: the router's forward drop with ip_forward and the netfilter hook before the
     verdict, each function hop with its caller; where no function hook works (this host: kprobes
     compiled out, fentry refused), one line naming each method and why, exit 1, nothing on stdout.
     DROPTRACE_TEST_FUNCTION_HOOK (set by scripts/test-other-kernel for the kernels it boots) says
-    which method must be used there."""
+    which method must be used there; `method` forces one (--function-hook), which may be refused
+    (kprobes compiled out), but then in the same one line."""
     c, r, s = chain
-    expected = os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK")
-    with Droptrace("trail", "--json", "-c", "1", "-d", WAIT, "--netns", r, f"--functions={FORWARD}",
+    expected = os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK") if method is None else None
+    forced = ["--function-hook", method] if method else []
+    with Droptrace("trail", "--json", "-c", "1", "-d", WAIT, "--netns", r, f"--functions={FORWARD}", *forced,
                    "udp dst port 7777", json_events=False) as dt:
         dt._ready.wait(120 * SLOWDOWN)
         if not any("Tracing" in ln for ln in dt.stderr):
             assert dt.wait(60) == 1 and not dt.stdout and expected in (None, "none"), dt.stderr
             assert len(dt.stderr) == 1 and "Traceback" not in dt.stderr[0]
-            assert all(f"{m}:" in dt.stderr[0] for m in ("kprobe-multi", "fentry", "kprobe")), dt.stderr
+            methods = [method] if method else ["kprobe-multi", "fentry", "kprobe"]
+            assert all(f"({m}:" in dt.stderr[0] or f"; {m}:" in dt.stderr[0] for m in methods), dt.stderr
             return
+        if method:
+            expected = method
         assert expected != "none", dt.stderr
         note = next(ln for ln in dt.stderr if "kernel functions" in ln)
         assert expected is None or f"via {expected}" in note, note

@@ -10,8 +10,10 @@ import argparse
 from typing import Sequence
 
 from ...commands.common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
+from ...errors import UsageError
 from ...formats.out import Output
 from ...kernel.skb_functions import parse_globs
+from .functions import METHODS
 from .output import TrailWriter
 from .tracer import TrailTracer
 
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "expression). Clones and copies of a followed skb (skb_clone, skb_copy, pskb_copy, GSO "
                    "segments) are followed too, their trail going on from the original's (kprobe-multi, "
                    "kprobes). Where no function hook works, one line says so and trail exits 1")
+    p.add_argument("--function-hook", choices=METHODS,
+                   help="with --functions: this method only, instead of the first that works")
     p.add_argument("--returns", action="store_true",
                    help="with --functions: each function's return value in its hop, a negative errno "
                    "by name (-EPERM), so a packet that vanished shows the function that said no "
@@ -48,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     globs = None if args.functions is None else parse_globs(args.functions)
-    tracer = TrailTracer(options(args), every=args.all, functions=globs, returns=args.returns)
+    if args.function_hook and globs is None:
+        raise UsageError("--function-hook chooses how --functions hooks them: give --functions too")
+    tracer = TrailTracer(options(args), every=args.all, functions=globs, returns=args.returns,
+                         function_hook=args.function_hook)
     names = None
     try:
         from ...enrich import Enricher

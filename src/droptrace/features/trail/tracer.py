@@ -68,10 +68,12 @@ class TrailTracer(Tracer):
     WHAT = "trail"
 
     def __init__(self, opts, every: bool = False,  # type: ignore[no-untyped-def]
-                 functions: Optional[List[str]] = None, returns: bool = False) -> None:
+                 functions: Optional[List[str]] = None, returns: bool = False,
+                 function_hook: Optional[str] = None) -> None:
         """functions: with --functions, its globs (empty: every function that takes an skb);
-        returns: --returns."""
+        returns: --returns; function_hook: the method forced (--function-hook), else each in turn."""
         super().__init__(opts)
+        self.methods = [function_hook] if function_hook else list(METHODS)
         self.every = every
         self.globs = functions
         self.returns = returns
@@ -115,7 +117,8 @@ class TrailTracer(Tracer):
         """--functions: the kernel's functions that take an skb, hookable, matching the globs; and
         those of the clone and copy functions this kernel has (followed into the new skb)."""
         if not supported_arch():
-            raise no_function_hooks([(m, "not built for this architecture (x86_64 only)") for m in METHODS])
+            raise no_function_hooks([(m, "not built for this architecture (x86_64 only)")
+                                     for m in self.methods])
         found = skb_functions.skb_functions(kernel.btf, self.contract.const["DT_FN_ARGS"])
         available = skb_functions.hookable(tracefs.find())
         chosen = skb_functions.select(found, available, self.globs or [])
@@ -131,7 +134,7 @@ class TrailTracer(Tracer):
         if self.functions is None:
             return super()._attach()
         tried: List[Tuple[str, str]] = []
-        for method in METHODS:
+        for method in self.methods:
             self._method = method
             t0 = time.monotonic()
             try:
