@@ -256,7 +256,9 @@ def test_a_mirrored_copy_is_followed_as_a_clone(chain):
         send(c, 7777)
         assert dt.wait(90) == 0, "".join(dt.stderr)
     trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
-    clone = next(t for t in trails if any(h["hook"] == "clone" for h in t["hops"]))
+    clone = next((t for t in trails if any(h["hook"] == "clone" for h in t["hops"])), None)
+    assert clone is not None, ([[(h["hook"], h["function"], h["ifname"]) for h in t["hops"]] for t in trails],
+                               dt.stderr)
     original = next(t for t in trails if t is not clone)
     assert original["reason"] == "NETFILTER_DROP"
     at = next(i for i, h in enumerate(clone["hops"]) if h["hook"] == "clone")
