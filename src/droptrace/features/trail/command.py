@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "kernel's BTF), with the caller where known: kprobe-multi, else fentry, else one kprobe "
                    "each; narrow with globs, e.g. --functions='ip_*,nf_*' (with '=', or before the "
                    "expression). Clones and copies of a followed skb (skb_clone, skb_copy, pskb_copy, GSO "
-                   "segments) are followed too, their trail going on from the original's (kprobe-multi, "
+                   "segments) are followed too, their trail going on from the original's (by kprobe-multi or "
                    "kprobes). Where no function hook works, one line says so and trail exits 1")
     p.add_argument("--function-hook", choices=METHODS,
                    help="with --functions: this method only, instead of the first that works")

@@ -10,7 +10,6 @@ while one hook per function is attached.
 """
 from __future__ import annotations
 
-import errno
 import platform
 import sys
 from typing import Callable, Dict, List, Optional
@@ -52,6 +51,13 @@ def progress_bar(what: str) -> Optional[Callable[[int, int], None]]:
     return show
 
 
+def _around(method: str) -> str:
+    """How the clone functions and the returns are hooked with this method: fentry's by kprobes
+    and kretprobes (an fexit program reads its function's return at a slot that differs with the
+    function's arity)."""
+    return "kprobe" if method == "fentry" else method
+
+
 class FunctionHooks:
     """The functions to hook (name -> the skb's argument index), the clone and copy functions
     followed into their new skb, whether returns are wanted, and once attached their links (and
@@ -85,16 +91,15 @@ class FunctionHooks:
         for n in range(positions):
             for m, fmt in _PROGRAM.items():
                 obj.program(fmt.format(n)).set_autoload(m == method and n in used)
+        by = _around(method)
         for table, on in ((_CLONE, bool(self.clones)), (_RETURN, bool(self.returning()))):
             for m, name in table.items():
-                obj.program(name).set_autoload(on and m == method)
+                obj.program(name).set_autoload(on and m == by)
 
     def attach(self, obj: libbpf.Object, path: str, method: str) -> List[libbpf.Link]:
         """Attach every function by this method (raises libbpf.BpfError at the first refusal)."""
         links: List[libbpf.Link] = []
         try:
-            if method == "fentry" and self.returns:
-                raise libbpf.BpfError("--returns is read by kretprobes here, not fexit", errno.EOPNOTSUPP)
             if method == "kprobe-multi":
                 for n, names in sorted(self.by_position().items()):
                     links.append(obj.program(_PROGRAM[method].format(n)).attach_kprobe_multi(names))
@@ -111,9 +116,9 @@ class FunctionHooks:
                         links.append(self._fentry(obj, path, name, n))
                     if show:
                         show(i + 1, len(self.functions))
-                if method == "kprobe":
-                    links += [obj.program(_CLONE[method]).attach_kprobe(n) for n in self.clones]
-                    links += [obj.program(_RETURN[method]).attach_kprobe(n, True) for n in self.returning()]
+                by = _around(method)
+                links += [obj.program(_CLONE[by]).attach_kprobe(n) for n in self.clones]
+                links += [obj.program(_RETURN[by]).attach_kprobe(n, True) for n in self.returning()]
         except BaseException:
             for link in links:
                 link.destroy()

@@ -140,8 +140,7 @@ class TrailTracer(Tracer):
             try:
                 super()._attach()
                 fns = self.functions
-                clones = f", clones and copies followed ({', '.join(fns.clones)})" if fns.clones and \
-                    method != "fentry" else ""
+                clones = f", clones and copies followed ({', '.join(fns.clones)})" if fns.clones else ""
                 self.limits.append(f"also {fns.count} kernel functions that take the skb, via {method} "
                                    f"(attached in {time.monotonic() - t0:.1f} s){clones}")
                 return
