@@ -36,6 +36,9 @@ def hooks(const: Dict[str, int]) -> Dict[int, str]:
 
 
 FUNCTION_HOOK = "function"  # Hop.hook of a function's hop (Hop.function names it)
+# the return probes' trampolines (kretprobe-multi's rethook, a kretprobe's), found where the caller
+# would be when the return is hooked too
+TRAMPOLINES = ("arch_rethook_trampoline", "kretprobe_trampoline", "__kretprobe_trampoline")
 CLONE_HOOK = "clone"  # ... of a clone's or copy's first own hop (Hop.function made it)
 
 
@@ -287,12 +290,20 @@ class TrailRecords:
                 returned = skb_functions.show_return(ret, self._return_kinds.get(fn, "int")) \
                     if hook == self._returned else None
                 steps.append(Hop(ts, self._fn_hooks[hook], ifindex, name, netns, length, cpu, fn,
-                                 self._symbolize(caller) if caller else None, returned))
+                                 self._caller(caller), returned))
             else:
                 steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length,
                                  cpu))
         verdict = self._verdicts.get(int.from_bytes(r[self._verdict], "little"), "?")
         return e, verdict, steps, max(0, n - keep)
+
+    def _caller(self, addr: int) -> Optional[str]:
+        """Where a function was called from, or None: unknown (fentry), or hidden where its return
+        is hooked too (the return address on the stack is then the return probe's trampoline)."""
+        if not addr:
+            return None
+        where = self._symbolize(addr)
+        return None if where.startswith(TRAMPOLINES) else where
 
     def shape(self, r: bytes) -> tuple:
         """All of a record that its text or JSON shows but its times and the packet's length: equal
