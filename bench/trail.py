@@ -89,7 +89,10 @@ def iperf(a: str, dst: str, udp: bool, seconds: float) -> float:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if r.returncode:
         sys.exit(f"trail bench: iperf3 failed: {(r.stdout + r.stderr).strip()[-300:]}")
-    end = json.loads(r.stdout)["end"]
+    out = json.loads(r.stdout)
+    if "error" in out:
+        sys.exit(f"trail bench: iperf3: {out['error']}")
+    end = out["end"]
     return float((end.get("sum_received") or end["sum"])["bits_per_second"])
 
 
