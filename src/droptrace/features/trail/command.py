@@ -21,8 +21,9 @@ from .tracer import TrailTracer
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="droptrace trail", description=(
         "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
-        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
-        "only: works where kprobes are unavailable. --netns and -i select the packets that pass through "
+        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. From "
+        "tracepoints, so it works where kprobes are unavailable; with --functions, kernel functions "
+        "too. --netns and -i select the packets that pass through "
         "that namespace or device at any hop (one hop in both, given both), --reason those that end "
         "dropped with that reason; a selected packet's trail is shown whole, from where droptrace first "
         "saw it. The expression and --mark match the packet as first seen (received, queued to a "
