@@ -20,7 +20,7 @@ enum dt_limit {
 	DT_OFF_UNSET = 0xffff, /* skb header offset not set (the kernel's ~0 in a u16) */
 	DT_LIST_MAX = 64,    /* entries of each --netns / --interface list */
 	DT_NETNS_FEW = 4,    /* --netns lists this short are compared in place, not looked up in a map */
-	DT_TRAIL_HOPS = 16,  /* trail: the most recent hops kept per packet (a power of two) */
+	DT_TRAIL_HOPS = 32,  /* trail: the most recent hops kept per packet (a power of two) */
 	DT_FC_CLASSES = 4,   /* filter verdict cache: classes of packets (dt_filter_class) */
 	DT_FC_FIXED = 80,    /* ... bytes from the start that a cached filter may read */
 	DT_FC_AFTER = 48,    /* ... and from the end of the IPv4 header (4*(byte msh & 0xf)) */
@@ -47,6 +47,16 @@ enum dt_hook {
 	DT_HOOK_CONSUME_SKB = 14,  /* ends a trail: consumed */
 	DT_HOOK_KFREE_SKB = 15,    /* ends a trail: dropped */
 	DT_HOOK_NUM = 16,
+};
+
+/* trail's function hooks (--functions): a hop made by a kernel function that takes the skb */
+enum dt_fn {
+	DT_FN_HOOK = 255,     /* dt_hop.hook of such a hop (dt_hop.func says which function) */
+	DT_FN_RETURNED = 254, /* ... the same, with the value it returned in dt_hop.ret (--returns) */
+	DT_FN_CLONE = 253,    /* the first hop of a clone or copy made by dt_hop.func: its trail goes on
+			       * from the original's */
+	DT_FN_ARGS = 5,       /* the skb is looked for among a function's first five arguments */
+	DT_FN_CALLS = 8,      /* calls in progress remembered per CPU for their return */
 };
 
 /* How a trail ended */
@@ -150,10 +160,13 @@ struct dt_agg_val {
 /* trail: one step of a packet through the stack */
 struct dt_hop {
 	__u64 ts_ns;
+	__u64 func;       /* hook DT_FN_HOOK: the function's address (bpf_get_func_ip); else 0 */
+	__u64 caller;     /* ... the address it returns to, where known; else 0 */
+	__s64 ret;        /* hook DT_FN_RETURNED: the value the function returned */
 	__u32 ifindex;
 	__u32 netns;
 	__u32 len;        /* skb->len at this hop */
-	__u16 hook;       /* enum dt_hook */
+	__u16 hook;       /* enum dt_hook, or DT_FN_HOOK, DT_FN_RETURNED, DT_FN_CLONE */
 	__u16 cpu;
 	char ifname[16];
 };
@@ -163,7 +176,7 @@ struct dt_trail {
 	__u64 skb;        /* its address (0: a free slot) */
 	__u64 last_ns;    /* the latest hop: a trail idle for cfg.trail_gap_ns is a reused address */
 	__u32 nhops;      /* hops seen; the last DT_TRAIL_HOPS are in hops[nhops % DT_TRAIL_HOPS] */
-	__u32 _pad;
+	__u32 selected;   /* a hop passed --netns/-i (always 1 without them): emitted when it ends */
 	struct dt_hop hops[DT_TRAIL_HOPS];
 };
 
@@ -238,6 +251,7 @@ struct dt_contract {
 	enum dt_hook hook;
 	enum dt_verdict verdict;
 	enum dt_fc_flag fc_flag;
+	enum dt_fn fn;
 	union {
 		struct dt_event_stack event_stack;
 		struct dt_event_big event_big;

@@ -95,4 +95,14 @@ struct sk_buff {
 	unsigned char *data;
 } __PRESERVE;
 
+/* A kprobe's context (trail's function hooks): the registers at the probed instruction, laid out as
+ * the architecture's uapi fixes them (no relocation: ctx fields are read at fixed offsets). Only
+ * x86_64's is declared; elsewhere trail's function hooks are not built. */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs,
+		flags, sp, ss;
+};
+#endif
+
 #endif

@@ -1,6 +1,7 @@
 """`droptrace trail`: real packets through real namespaces, their hops from tracepoints only."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 
 from droptrace.lab import A4, B4, IFNAME, SCENARIOS
 
-from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace
+from .conftest import HAS_BPF_LOOP, HAS_REASONS, SLOWDOWN, Droptrace, run
 
 pytestmark = pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")
 WAIT = str(int(60 * SLOWDOWN))
@@ -122,6 +123,193 @@ def test_closed_port_on_the_server_crosses_three_namespaces(chain):
     assert all(i in seen for i in inodes), hops(t)
     assert [seen.index(i) for i in inodes] == sorted(seen.index(i) for i in inodes)  # in that order
     assert ("net_dev_start_xmit", "dtr1", inodes[1]) in hops(t)  # forwarded out of the router
+
+
+def inode(ns):
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+def both(c, first, then):
+    """Send UDP to port `first`, then to `then`, from the client."""
+    return lambda: (send(c, first), send(c, then))
+
+
+def test_netns_selects_the_packets_that_crossed_the_router(chain):
+    """--netns ROUTER alone: the client's packet forwarded there and dropped, its trail whole from
+    the client (where droptrace first saw it), the router's hops and the verdict there."""
+    c, r, s = chain
+    t = trail([r], lambda: send(c, 7777), "udp")
+    assert t["reason"] == "NETFILTER_DROP"
+    h = hops(t)
+    assert h[0][2] == inode(c)  # from where it was first seen: queued in the client
+    assert ("netif_receive_skb", "dtr0", inode(r)) in h
+    assert h[-1][0] == "kfree_skb" and h[-1][2] == inode(r)
+
+
+def test_netns_selects_by_a_later_hop_and_only_those(chain):
+    """--netns SERVER: the router's forward drop never reached the server and is not shown; the
+    packet that did (to the server's closed port) is, sent after it."""
+    c, r, s = chain
+    t = trail([s], both(c, 7777, 9), "udp")
+    assert t["reason"] == "NO_SOCKET" and t["dport"] == 9
+    assert [inode(x) in [h[2] for h in hops(t)] for x in (c, r, s)] == [True, True, True]
+
+
+def test_interface_selects_by_any_hop(chain):
+    """-i dtr1, the router's device towards the server: only the packet forwarded out of it."""
+    c, r, s = chain
+    t = trail([], both(c, 7777, 9), "-i", "dtr1", "udp")
+    assert t["reason"] == "NO_SOCKET" and ("net_dev_start_xmit", "dtr1", inode(r)) in hops(t)
+
+
+def test_netns_and_interface_select_one_hop_in_both(chain):
+    """--netns ROUTER -i dtr0: the forward drop (received on dtr0 in the router); --netns CLIENT
+    -i dtr0 matches no hop (dtr0 is the router's), so nothing."""
+    c, r, s = chain
+    t = trail([r], lambda: send(c, 7777), "-i", "dtr0", "udp")
+    assert t["reason"] == "NETFILTER_DROP"
+    with Droptrace("trail", "--json", "--netns", c, "-i", "dtr0", "-d", str(int(3 * SLOWDOWN)), "udp",
+                   json_events=False) as dt:
+        dt.wait_ready()
+        send(c, 7777)
+        send(c, 9)
+        assert dt.wait(60) == 0
+    assert not [ln for ln in dt.stdout if ln.strip()] and "0 packets shown" in dt.stderr[-1]
+
+
+def test_reason_selects_by_the_verdict(chain):
+    c, r, s = chain
+    t = trail([], both(c, 9, 7777), "--reason", "NETFILTER_DROP", "udp")
+    assert t["reason"] == "NETFILTER_DROP" and t["dport"] == 7777
+
+
+# The forward path's functions (narrowed so that one fentry per function fits the emulated kernels' time)
+FORWARD = "ip_rcv,ip_rcv_core,ip_rcv_finish,ip_forward,ip_forward_finish,nf_hook_slow,ip_output"
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("method", [None, "fentry", "kprobe"])
+def test_functions_show_the_forward_path_or_refuse_in_one_line(chain, method):
+    """--functions: the router's forward drop with ip_forward and the netfilter hook before the
+    verdict, each function hop with its caller; where no function hook works (this host: kprobes
+    compiled out, fentry refused), one line naming each method and why, exit 1, nothing on stdout.
+    DROPTRACE_TEST_FUNCTION_HOOK (set by scripts/test-other-kernel for the kernels it boots) says
+    which method must be used there; `method` forces one (--function-hook), which may be refused
+    (kprobes compiled out), but then in the same one line."""
+    c, r, s = chain
+    known = os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK")  # set: function hooks work on this kernel
+    expected = known if method is None else None if known in (None, "none") else method
+    forced = ["--function-hook", method] if method else []
+    with Droptrace("trail", "--json", "-c", "1", "-d", WAIT, "--netns", r, f"--functions={FORWARD}", *forced,
+                   "udp dst port 7777", json_events=False) as dt:
+        dt._ready.wait(120 * SLOWDOWN)
+        if not any("Tracing" in ln for ln in dt.stderr):
+            assert dt.wait(60) == 1 and not dt.stdout and expected in (None, "none"), dt.stderr
+            assert len(dt.stderr) == 1 and "Traceback" not in dt.stderr[0]
+            methods = [method] if method else ["kprobe-multi", "fentry", "kprobe"]
+            assert all(f"({m}:" in dt.stderr[0] or f"; {m}:" in dt.stderr[0] for m in methods), dt.stderr
+            return
+        if method:
+            expected = method
+        assert expected != "none", dt.stderr
+        note = next(ln for ln in dt.stderr if "kernel functions" in ln)
+        assert expected is None or f"via {expected}" in note, note
+        send(c, 7777)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    t = json.loads(dt.stdout[0])
+    assert t["reason"] == "NETFILTER_DROP"
+    fns = [h["function"] for h in t["hops"]]
+    assert "ip_forward" in fns and "nf_hook_slow" in fns, fns
+    assert fns.index("ip_forward") < len(fns) - 1 - fns[::-1].index("nf_hook_slow")  # forward, then its hook
+    assert t["hops"][-1]["hook"] == "kfree_skb" and t["hops"][-1]["netns"] == inode(r)
+    assert all(h["hook"] == "function" for h in t["hops"] if h["function"])
+    if "fentry" not in note:
+        assert any(h["caller"] and "+0x" in h["caller"] for h in t["hops"] if h["function"]), t["hops"]
+
+
+def function_hooks_or_skip(*args):
+    """Start trail with function hooks; skip where none works and none is expected (the host:
+    test_functions_show_the_forward_path_or_refuse_in_one_line checks the refusal)."""
+    dt = Droptrace(*args, json_events=False)
+    dt._ready.wait(120 * SLOWDOWN)
+    if not any("Tracing" in ln for ln in dt.stderr):
+        dt.wait(60)
+        assert os.environ.get("DROPTRACE_TEST_FUNCTION_HOOK") in (None, "none"), dt.stderr
+        pytest.skip("no kernel function hook works here")
+    return dt
+
+
+@pytest.mark.matrix
+def test_a_mirrored_copy_is_followed_as_a_clone(chain):
+    """tc mirrors what the router receives on dtr0 to a veth of its own (mirred: skb_clone): with
+    --all, the original's trail (dropped by the forward rule) and the clone's, which goes on from
+    the original's hops with a hop `clone` by skb_clone, then its own on the mirror device."""
+    c, r, s = chain
+    for cmd in (["ip", "link", "add", "dtrm", "type", "veth", "peer", "name", "dtrn"],
+                ["ip", "link", "set", "dtrm", "up"], ["ip", "link", "set", "dtrn", "up"],
+                ["tc", "qdisc", "add", "dev", "dtr0", "clsact"],
+                ["tc", "filter", "add", "dev", "dtr0", "ingress", "protocol", "all", "u32", "match", "u32",
+                 "0", "0", "action", "mirred", "egress", "mirror", "dev", "dtrm"]):
+        subprocess.run(["ip", "netns", "exec", r, *cmd], check=True, capture_output=True)
+    dt = function_hooks_or_skip("trail", "--json", "--all", "-c", "2", "-d", WAIT, "--netns", r,
+                                f"--functions={FORWARD}", "udp dst port 7777")
+    with dt:
+        send(c, 7777)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    clone = next((t for t in trails if any(h["hook"] == "clone" for h in t["hops"])), None)
+    assert clone is not None, ([[(h["hook"], h["function"], h["ifname"]) for h in t["hops"]] for t in trails],
+                               dt.stderr)
+    original = next(t for t in trails if t is not clone)
+    assert original["reason"] == "NETFILTER_DROP"
+    at = next(i for i, h in enumerate(clone["hops"]) if h["hook"] == "clone")
+    assert clone["hops"][at]["function"] == "skb_clone"
+    assert ("netif_receive_skb", "dtr0", inode(r)) in hops({"hops": clone["hops"][:at]})  # the original's
+    assert "dtrm" in [h["ifname"] for h in clone["hops"][at + 1:]]  # then its own, to the mirror
+    assert clone["hops"][-1]["hook"] in ("kfree_skb", "consume_skb")
+
+
+@pytest.mark.matrix
+def test_returns_show_the_function_that_said_no(lab):
+    """--returns: UDP from an address B has no route back to (rp_filter): the route lookup returns
+    -EXDEV, then the packet is dropped as IP_RPFILTER."""
+    sc = next(x for x in SCENARIOS if x.name == "rp-filter")
+    dt = function_hooks_or_skip("trail", "--json", "-c", "1", "-d", WAIT, "--netns", lab.b, "--returns",
+                                "--functions=ip_route_input*,fib_validate_source,ip_rcv*", "udp")
+    with dt, sc.prepared(lab):
+        sc.provoke(lab)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    t = json.loads(dt.stdout[0])
+    assert t["reason"] == "IP_RPFILTER"
+    said_no = [h["function"] for h in t["hops"] if h["returned"] == "-EXDEV"]
+    assert said_no, t["hops"]
+    assert t["hops"][-1]["hook"] == "kfree_skb"
+
+
+def test_returns_need_functions():
+    p = run("trail", "--returns", "-d", "1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--functions" in p.stderr, p.stderr
+
+
+@pytest.mark.matrix
+def test_doctor_says_what_trail_functions_can_use():
+    """doctor's `trail functions` line agrees with what trail --functions does here."""
+    d = json.loads(run("doctor", "--json").stdout)
+    check = next(c for c in d["checks"] if c["name"] == "trail functions")
+    p = run("trail", "--functions=ip_rcv", "-d", "1")
+    if p.returncode == 1:
+        assert not check["ok"], check
+        assert all(f"{m}:" in check["detail"] for m in ("kprobe-multi", "fentry", "kprobe")), check
+    else:
+        assert p.returncode == 0, p.stderr
+        method = re.search(r"via (\S+) \(attached", p.stderr)[1]
+        assert check["ok"] and check["detail"].endswith(f"hooked via {method}"), check
+
+
+def test_functions_that_match_nothing_are_refused():
+    """A glob no kernel function that takes an skb matches: one line, usage error."""
+    p = run("trail", "--functions=dt_no_such_function_*", "-d", "1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no kernel function" in p.stderr, p.stderr
 
 
 def test_a_filter_that_matches_nothing_shows_nothing(lab):

@@ -74,6 +74,16 @@ class BTFBuilder:
             self.types += struct.pack("<III", *entry)
         return tid
 
+    def func_proto(self, ret: int, params: List[Tuple[str, int]]) -> int:
+        """A function prototype: its return type id (0: void) and (name, type id) parameters."""
+        tid = self._type("", 13, len(params), ret)
+        for name, type_id in params:
+            self.types += struct.pack("<II", self.s(name), type_id)
+        return tid
+
+    def func(self, name: str, proto: int, linkage: int = 1) -> int:
+        return self._type(name, 12, linkage, proto)
+
     def bytes(self) -> bytes:
         hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(self.types), len(self.types),
                           len(self.strings))

@@ -34,7 +34,8 @@ class FakeTracer:
     def __init__(self) -> None:
         self.converter = Converter(lambda v: f"REASON_{v}", lambda a: f"func+0x{a:x}",
                                    1_700_000_000 * 10**9, layouts=BPF)
-        self.records = TrailRecords(BPF, hooks(C), self.converter)
+        self.records = TrailRecords(BPF, hooks(C), self.converter, lambda a: f"fn{a % 5}+0x{a:x}",
+                                    {"fn0": "void", "fn1": "pointer"})
 
 
 class Sink:
@@ -48,10 +49,12 @@ class Sink:
         self.chunks.append(s.encode())
 
 
-hop_static = st.tuples(st.integers(0, C["DT_HOOK_NUM"] - 1),
+hop_static = st.tuples(st.integers(0, C["DT_HOOK_NUM"] - 1) |  # a tracepoint, or a function (--functions)
+                       st.sampled_from([C["DT_FN_HOOK"], C["DT_FN_RETURNED"], C["DT_FN_CLONE"]]),
                        st.sampled_from([b"veth0", b"eth%d", b"br-lan", b""]),
                        st.sampled_from([0, 4026531840, 4026532999]), st.sampled_from([60, 1428, 65535]),
-                       st.integers(0, 3))
+                       st.integers(0, 3), st.integers(0, 2**64 - 1), st.sampled_from([0, 0xffffffff81000123]),
+                       st.sampled_from([0, -1, -18, 1, 2**40]))
 
 
 @st.composite
@@ -74,10 +77,11 @@ def record(shape: dict, t0: int, gaps: List[int], length: int) -> bytes:
     n, t = shape["n"], t0
     for i in range(max(0, n - keep), n):
         t += gaps[i % len(gaps)]
-        hook, ifname, netns, hlen, cpu = shape["hops"][i % keep]
+        hook, ifname, netns, hlen, cpu, func, caller, ret = shape["hops"][i % keep]
         at = (i % keep) * HOP.size
         hops[at:at + HOP.size] = HOP.pack({"ts_ns": t, "hook": hook, "ifindex": 3, "ifname": ifname,
-                                           "netns": netns, "len": hlen, "cpu": cpu}, complete=False)
+                                           "netns": netns, "len": hlen, "cpu": cpu, "func": func,
+                                           "caller": caller, "ret": ret}, complete=False)
     trail = bytearray(TR.pack({"last_ns": t, "nhops": n}, complete=False))
     trail[TR.offset("hops"):TR.offset("hops") + len(hops)] = hops
     rec = bytearray(TE.size)

@@ -93,6 +93,12 @@ def checks() -> Tuple[List[Check], List[str]]:
             f" (not: {', '.join(missing)})" if missing else "")
     add("trail", trail_steps)
 
+    def trail_functions() -> str:
+        if not root:
+            raise DroptraceError("not checked: needs root")
+        return function_hooks()
+    add("trail functions", trail_functions)
+
     from ..formats.compiled import status
 
     out.append(("renderer", True, status()))  # either way the output is the same; only its speed differs
@@ -111,8 +117,32 @@ def checks() -> Tuple[List[Check], List[str]]:
             out.append((f"hook {hook}", False, str(e)))
         finally:
             t.close()
-    out.append(("kprobes, fentry", True, "not used: the skb:kfree_skb tracepoint is the stable hook"))
+    out.append(("kprobes, fentry", True, "not used but by trail --functions (trail functions, above): the "
+                "skb:kfree_skb tracepoint is the stable hook"))
     return out, working
+
+
+def function_hooks() -> str:
+    """What `trail --functions` can use here: the kernel functions that take an skb, and the first
+    hook method that attaches (tried for real on one of them, as trail would)."""
+    from ..features.trail.tracer import TrailTracer
+    from ..kernel import skb_functions
+    from ..kernel.contract import contract
+
+    kernel = features.probe(BTF_PATH)
+    if kernel.btf is None:
+        raise DroptraceError("not available: it needs kernel BTF")
+    positions = contract(TrailTracer.OBJECTS[0]).const["DT_FN_ARGS"]
+    found = skb_functions.select(skb_functions.skb_functions(kernel.btf, positions),
+                                 skb_functions.hookable(tracefs.find()), [])
+    if not found:
+        raise DroptraceError("no kernel function that takes an skb can be hooked here")
+    t = TrailTracer(Options(), functions=[next(iter(found))])
+    try:
+        t.start()
+        return f"--functions: {len(found)} kernel functions take an skb; hooked via {t.functions.method}"
+    finally:
+        t.close()
 
 
 def main(argv: Sequence[str] = ()) -> int:

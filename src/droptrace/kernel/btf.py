@@ -14,7 +14,7 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from . import libbpf
 
@@ -179,6 +179,15 @@ class BTF:
         """The members of enum `name` (32 or 64 bits), or None."""
         t = self.find(name, KIND_ENUM) or self.find(name, KIND_ENUM64)
         return None if t is None else dict(t.values)
+
+    def own_of_kind(self, kind: int) -> Iterator[Tuple[int, str, int]]:
+        """(id, name, referenced type or size) of each type of this kind in this BTF itself (not its
+        base), read from the records' heads only (a FUNC's referenced type is its prototype)."""
+        h = self.handle
+        for i in range(h.first, len(self)):
+            name_off, info, ref = _HEAD.unpack(h.record(i, _HEAD.size))
+            if (info >> 24) & 0x1F == kind:
+                yield i, h.name(name_off), ref
 
     def own_enums(self, where: Callable[[str], bool]) -> Dict[str, Dict[str, int]]:
         """The named enums of this BTF itself (not of its base) whose name `where` accepts."""

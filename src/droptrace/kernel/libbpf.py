@@ -78,6 +78,13 @@ def lib() -> ctypes.CDLL:
     _sig("bpf_program__set_autoload", i, vp, ctypes.c_bool)
     _sig("bpf_program__attach", vp, vp)
     _sig("bpf_link__destroy", i, vp)
+    _sig("bpf_program__attach_kprobe_multi_opts", vp, vp, cp, vp)
+    _sig("bpf_program__attach_kprobe", vp, vp, ctypes.c_bool, cp)
+    _sig("bpf_program__attach_trace", vp, vp)
+    _sig("bpf_program__set_attach_target", i, vp, i, cp)
+    _sig("bpf_map__reuse_fd", i, vp, i)
+    _sig("bpf_object__next_program", vp, vp, vp)
+    _sig("bpf_program__name", cp, vp)
     _sig("bpf_map__name", cp, vp)
     _sig("bpf_map__fd", i, vp)
     _sig("bpf_map__value_size", ctypes.c_uint32, vp)
@@ -173,6 +180,10 @@ class Map:
         _check(lib().bpf_map__set_initial_value(self._ptr, buf, len(data)),
                f"setting initial value of map {self.name}")
 
+    def reuse_fd(self, fd: int) -> None:
+        """Use this existing map (another object's) instead of creating one at load."""
+        _check(lib().bpf_map__reuse_fd(self._ptr, fd), f"reusing map {self.name}")
+
     def set_max_entries(self, n: int) -> None:
         _check(lib().bpf_map__set_max_entries(self._ptr, n), f"resizing map {self.name}")
 
@@ -265,6 +276,14 @@ class _NoBatch(Exception):
     """The kernel has no BPF_MAP_LOOKUP_BATCH."""
 
 
+class _KprobeMultiOpts(ctypes.Structure):
+    """struct bpf_kprobe_multi_opts (libbpf 1.0+; later versions append fields, told by sz)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("syms", ctypes.POINTER(ctypes.c_char_p)),
+                ("addrs", ctypes.c_void_p), ("cookies", ctypes.c_void_p), ("cnt", ctypes.c_size_t),
+                ("retprobe", ctypes.c_bool)]
+
+
 class Program:
     def __init__(self, ptr: int, name: str) -> None:
         self._ptr = ptr
@@ -275,6 +294,29 @@ class Program:
 
     def attach(self) -> "Link":
         return Link(_ptr(lib().bpf_program__attach(self._ptr), f"attaching {self.name}"))
+
+    def attach_kprobe_multi(self, functions: List[str], retprobe: bool = False) -> "Link":
+        """One kprobe-multi link (5.18+, CONFIG_FPROBE) on all these functions' entries (or
+        returns)."""
+        syms = (ctypes.c_char_p * len(functions))(*(f.encode() for f in functions))
+        opts = _KprobeMultiOpts(sz=ctypes.sizeof(_KprobeMultiOpts), syms=syms, cnt=len(functions),
+                                retprobe=retprobe)
+        p = lib().bpf_program__attach_kprobe_multi_opts(self._ptr, None, ctypes.byref(opts))
+        return Link(_ptr(p, f"attaching {self.name} as kprobe-multi to {len(functions)} functions"))
+
+    def attach_kprobe(self, function: str, retprobe: bool = False) -> "Link":
+        """A kprobe on this function's entry (or a kretprobe on its return)."""
+        return Link(_ptr(lib().bpf_program__attach_kprobe(self._ptr, retprobe, function.encode()),
+                         f"attaching {self.name} as a kprobe on {function}"))
+
+    def set_attach_target(self, function: str) -> None:
+        """The kernel function an fentry program is for (before loading)."""
+        _check(lib().bpf_program__set_attach_target(self._ptr, 0, function.encode()),
+               f"{self.name}: fentry target {function}")
+
+    def attach_trace(self) -> "Link":
+        """An fentry/fexit program on the function it was loaded for."""
+        return Link(_ptr(lib().bpf_program__attach_trace(self._ptr), f"attaching {self.name}"))
 
 
 class Link:
@@ -360,6 +402,12 @@ class Object:
     def map(self, name: str) -> Map:
         return Map(_ptr(lib().bpf_object__find_map_by_name(self._ptr, name.encode()),
                         f"no map {name}"))
+
+    def programs(self) -> Iterator[Program]:
+        p = lib().bpf_object__next_program(self._ptr, None)
+        while p:
+            yield Program(p, lib().bpf_program__name(p).decode())
+            p = lib().bpf_object__next_program(self._ptr, p)
 
     def maps(self) -> Iterator[Map]:
         m = lib().bpf_object__next_map(self._ptr, None)

@@ -10,7 +10,10 @@ import argparse
 from typing import Sequence
 
 from ...commands.common import Parser, add_run_options, add_trace_options, eprint, options, trace_loop
+from ...errors import UsageError
 from ...formats.out import Output
+from ...kernel.skb_functions import parse_globs
+from .functions import METHODS
 from .output import TrailWriter
 from .tracer import TrailTracer
 
@@ -18,13 +21,30 @@ from .tracer import TrailTracer
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="droptrace trail", description=(
         "Show the path each dropped packet took before it was dropped: the tracepoints it passed "
-        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. Tracepoints "
-        "only: works where kprobes are unavailable. The filters run once, where a packet is first seen "
-        "(received, queued to a device, or dropped)."))
+        "(receive, transmit, qdisc, socket...), with the device and namespace of each hop. From "
+        "tracepoints, so it works where kprobes are unavailable; with --functions, kernel functions "
+        "too. --netns and -i select the packets that pass through "
+        "that namespace or device at any hop (one hop in both, given both), --reason those that end "
+        "dropped with that reason; a selected packet's trail is shown whole, from where droptrace first "
+        "saw it. The expression and --mark match the packet as first seen (received, queued to a "
+        "device, or dropped): under NAT, with the addresses it had there."))
     p.add_argument("--all", action="store_true",
                    help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
                    "consumed)")
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
+    p.add_argument("--functions", nargs="?", const="", action="append", metavar="GLOB,...",
+                   help="also a hop per call of each kernel function that takes the skb (found in the "
+                   "kernel's BTF), with the caller where known: kprobe-multi, else fentry, else one kprobe "
+                   "each; narrow with globs, e.g. --functions='ip_*,nf_*' (with '=', or before the "
+                   "expression). Clones and copies of a followed skb (skb_clone, skb_copy, pskb_copy, GSO "
+                   "segments) are followed too, their trail going on from the original's (by kprobe-multi or "
+                   "kprobes). Where no function hook works, one line says so and trail exits 1")
+    p.add_argument("--function-hook", choices=METHODS,
+                   help="with --functions: this method only, instead of the first that works")
+    p.add_argument("--returns", action="store_true",
+                   help="with --functions: each function's return value in its hop, a negative errno "
+                   "by name (-EPERM), so a packet that vanished shows the function that said no "
+                   "(kretprobes: kprobe-multi or one each)")
     add_run_options(p, "packets")
     add_trace_options(p, hook=False, pid=False)
     return p
@@ -32,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    tracer = TrailTracer(options(args), every=args.all)
+    globs = None if args.functions is None else parse_globs(args.functions)
+    if args.function_hook and globs is None:
+        raise UsageError("--function-hook chooses how --functions hooks them: give --functions too")
+    tracer = TrailTracer(options(args), every=args.all, functions=globs, returns=args.returns,
+                         function_hook=args.function_hook)
     names = None
     try:
         from ...enrich import Enricher

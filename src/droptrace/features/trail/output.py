@@ -122,8 +122,12 @@ class TrailWriter:
         if lost:
             lines.append(f"  ({lost} earlier hops not kept)")
         for h in hops:
-            lines.append("  +%10.1fµs  " + lit(f"{h.hook:<24} {self._where(h.ifname, h.netns)}  len {h.len}"
-                                                f"  cpu {h.cpu}"))
+            step = (f"clone by {h.function}()" if h.hook == "clone" else f"{h.function}()") if h.function \
+                else h.hook
+            called = (f"  = {h.returned}" if h.returned is not None else "") + \
+                (f"  from {h.caller}" if h.caller else "")
+            lines.append("  +%10.1fµs  " + lit(f"{step:<24} {self._where(h.ifname, h.netns)}  len {h.len}"
+                                                f"  cpu {h.cpu}{called}"))
         return "\n".join(lines) + "\n\n"
 
     def text(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
@@ -145,7 +149,8 @@ class TrailWriter:
             "l3": e.l3, "l4": e.l4, "saddr": e.saddr, "daddr": e.daddr, "sport": e.sport, "dport": e.dport,
             "tcp_flags": e.tcp_flags, "len": length if e.len is not None else None,
             "hops": [{"time": t, "hook": h.hook, "ifname": h.ifname or None, "ifindex": h.ifindex or None,
-                      "netns": h.netns or None, "len": h.len, "cpu": h.cpu} for t, h in zip(at, hops)],
+                      "netns": h.netns or None, "len": h.len, "cpu": h.cpu, "function": h.function,
+                      "caller": h.caller, "returned": h.returned} for t, h in zip(at, hops)],
             "hops_lost": lost})
         cuts = ([dumps(when)[1:-1]] if hops else []) + ([dumps(length)] if e.len is not None else []) + \
             [dumps(t)[1:-1] for t in at]

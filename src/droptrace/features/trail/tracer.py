@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import operator
 import struct
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ...convert import Converter
-from ...errors import DroptraceError
+from ...errors import DroptraceError, UsageError
 from ...event import Event
-from ...kernel import libbpf
+from ...kernel import libbpf, skb_functions, tracefs
 from ...kernel.contract import Contract
 from ...kernel.features import pointer_arguments, probe
 from ...kernel.layout import StructLayout
 from ...kernel.tracer import BTF_PATH, Tracer
+from .functions import CLONES, METHODS, FunctionHooks, program_names, supported_arch
 
 HOOK_PREFIX = "DT_HOOK_"
 NO_ARG = 0xFF  # cfg.trail_skb_arg/trail_dev_arg: this tracepoint has no such argument here
@@ -33,6 +35,20 @@ def hooks(const: Dict[str, int]) -> Dict[int, str]:
             if k.startswith(HOOK_PREFIX) and k != "DT_HOOK_NUM"}
 
 
+FUNCTION_HOOK = "function"  # Hop.hook of a function's hop (Hop.function names it)
+# the return probes' trampolines (kretprobe-multi's rethook, a kretprobe's), found where the caller
+# would be when the return is hooked too
+TRAMPOLINES = ("arch_rethook_trampoline", "kretprobe_trampoline", "__kretprobe_trampoline")
+CLONE_HOOK = "clone"  # ... of a clone's or copy's first own hop (Hop.function made it)
+
+
+def no_function_hooks(tried: List[Tuple[str, str]]) -> DroptraceError:
+    """The one line where no function hook works here."""
+    why = "; ".join(f"{m}: {w}" for m, w in tried)
+    return DroptraceError(f"no kernel function hook works here ({why}): run trail without --functions "
+                          "for the tracepoint steps; `droptrace doctor` says what trail can use")
+
+
 @dataclass
 class Hop:
     time_ns: int  # CLOCK_MONOTONIC
@@ -42,6 +58,9 @@ class Hop:
     netns: int
     len: int
     cpu: int
+    function: Optional[str] = None  # hook "function": the kernel function
+    caller: Optional[str] = None  # ... and where it was called from (func+0xoff), where known
+    returned: Optional[str] = None  # --returns: what it returned (-EPERM, 0, 0xffff...)
 
 
 class TrailTracer(Tracer):
@@ -51,9 +70,19 @@ class TrailTracer(Tracer):
     CONFIG = "dt_trail_config"
     WHAT = "trail"
 
-    def __init__(self, opts, every: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, opts, every: bool = False,  # type: ignore[no-untyped-def]
+                 functions: Optional[List[str]] = None, returns: bool = False,
+                 function_hook: Optional[str] = None) -> None:
+        """functions: with --functions, its globs (empty: every function that takes an skb);
+        returns: --returns; function_hook: the method forced (--function-hook), else each in turn."""
         super().__init__(opts)
+        self.methods = [function_hook] if function_hook else list(METHODS)
         self.every = every
+        self.globs = functions
+        self.returns = returns
+        self._return_kinds: Dict[str, str] = {}
+        self.functions: Optional[FunctionHooks] = None
+        self._method = ""
         self.missing: List[str] = []  # steps this kernel has no tracepoint (or skb) for
         self._skb_args: Dict[str, Optional[int]] = {}
         self._dev_args: Dict[str, Optional[int]] = {}
@@ -77,8 +106,67 @@ class TrailTracer(Tracer):
                                "those steps are not shown")
         if self._skb_args.get("kfree_skb") is None:
             raise DroptraceError("this kernel has no skb:kfree_skb tracepoint in its BTF")
+        if self.returns and self.globs is None:
+            raise UsageError("--returns shows the return values of the functions --functions follows: "
+                             "give --functions too")
+        if self.globs is not None:
+            chosen, clones = self._skb_functions(kernel)
+            self.functions = FunctionHooks(chosen, clones, self.returns)
+            self._return_kinds = skb_functions.return_kinds(kernel.btf, list(chosen) + clones)
         self.opts.hook = "tp_btf"
         super().start()  # picks OBJECTS[1] where the kernel has no bpf_loop
+
+    def _skb_functions(self, kernel) -> Tuple[Dict[str, int], List[str]]:  # type: ignore[no-untyped-def]
+        """--functions: the kernel's functions that take an skb, hookable, matching the globs; and
+        those of the clone and copy functions this kernel has (followed into the new skb)."""
+        if not supported_arch():
+            raise no_function_hooks([(m, "not built for this architecture (x86_64 only)")
+                                     for m in self.methods])
+        found = skb_functions.skb_functions(kernel.btf, self.contract.const["DT_FN_ARGS"])
+        available = skb_functions.hookable(tracefs.find())
+        chosen = skb_functions.select(found, available, self.globs or [])
+        if not chosen:
+            raise UsageError(f"--functions {','.join(self.globs or ['*'])}: no kernel function that takes "
+                             "an skb matches")
+        clones = [n for n, i in skb_functions.select(found, available, list(CLONES)).items() if i == 0]
+        return chosen, clones
+
+    def _attach(self) -> None:
+        """With --functions, the tracepoints and the function hooks by each method in turn, until
+        one works; without, the tracepoints alone."""
+        if self.functions is None:
+            return super()._attach()
+        tried: List[Tuple[str, str]] = []
+        for method in self.methods:
+            self._method = method
+            t0 = time.monotonic()
+            try:
+                super()._attach()
+                fns = self.functions
+                clones = f", clones and copies followed ({', '.join(fns.clones)})" if fns.clones else ""
+                self.limits.append(f"also {fns.count} kernel functions that take the skb, via {method} "
+                                   f"(attached in {time.monotonic() - t0:.1f} s){clones}")
+                return
+            except DroptraceError:
+                tried.append((method, self.fallbacks[-1][1] if self.fallbacks else "?"))
+                self.fallbacks.clear()
+        raise no_function_hooks(tried)
+
+    def _try_hook(self, hook: str) -> None:
+        super()._try_hook(hook)
+        if self.functions is not None:
+            self._links += self.functions.attach(self._obj, self.object_path, self._method)
+
+    @property
+    def object_path(self) -> str:
+        from ...kernel.contract import contract
+
+        return contract(self.object).path
+
+    def _teardown(self) -> None:
+        super()._teardown()
+        if self.functions is not None:
+            self.functions.close()
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
         names = []
@@ -88,6 +176,12 @@ class TrailTracer(Tracer):
             obj.program(prog).set_autoload(on)
             if on:
                 names.append(prog)
+        positions = self.contract.const["DT_FN_ARGS"]
+        if self.functions is not None:
+            self.functions.autoload(obj, self._method, positions)
+        else:
+            for prog in program_names(positions):
+                obj.program(prog).set_autoload(False)
         return names
 
     def _feature_config(self) -> Dict[str, Union[int, bytes]]:
@@ -98,7 +192,7 @@ class TrailTracer(Tracer):
                 if found.get(name) is not None:
                     table[value] = found[name]  # type: ignore[assignment]
         return {"trail_all": int(self.every), "trail_gap_ns": TRAIL_GAP_NS, "trail_skb_arg": bytes(skb),
-                "trail_dev_arg": bytes(dev)}
+                "trail_dev_arg": bytes(dev), "trail_returns": int(self.returns)}
 
     def _check(self, raw: bytes) -> None:
         size = self.contract.struct("dt_trail_event").size
@@ -110,7 +204,8 @@ class TrailTracer(Tracer):
     def records(self) -> "TrailRecords":
         """How to read this object's trail records."""
         if self._records is None:
-            self._records = TrailRecords(self.contract, self._hooks, self.converter)
+            self._records = TrailRecords(self.contract, self._hooks, self.converter, self.symbolize,
+                                         self._return_kinds)
         return self._records
 
     def trails(self, raw: List[bytes]) -> List[Tuple[Event, str, List[Hop], int]]:
@@ -122,7 +217,9 @@ class TrailRecords:
     """Where each part of a trail record is (from the object's layouts, read once), and the
     record's parts: the whole trail, or for a storm just its shape and its times."""
 
-    def __init__(self, layouts: Contract, hook_names: Dict[int, str], converter: Converter) -> None:
+    def __init__(self, layouts: Contract, hook_names: Dict[int, str], converter: Converter,
+                 symbolize: Callable[[int], str] = hex,
+                 return_kinds: Optional[Dict[str, str]] = None) -> None:
         te, ev, trail, hop = (layouts.struct(n) for n in ("dt_trail_event", "dt_event", "dt_trail", "dt_hop"))
         ev_at, tr_at = te.offset("ev"), te.offset("trail")
 
@@ -130,7 +227,7 @@ class TrailRecords:
             f = layout.field(name)
             return slice(base + f.offset, base + f.end)
 
-        fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu")
+        fields = ("ts_ns", "hook", "ifindex", "ifname", "netns", "len", "cpu", "func", "caller", "ret")
         st, index = hop.struct(fields)
         self._pick = operator.itemgetter(*(index[f] for f in fields))  # in that order, whatever the struct's
         self._hop = struct.Struct(st.format + f"{hop.size - st.size}x")  # one hop, its whole stride
@@ -165,6 +262,12 @@ class TrailRecords:
         self._verdicts = {v: k[len("DT_VERDICT_"):].lower() for k, v in layouts.const.items()
                           if k.startswith("DT_VERDICT_")}
         self._hook_names, self._ifnames = hook_names, {}  # type: Dict[bytes, str]
+        c = layouts.const
+        self._fn_hooks = {c["DT_FN_HOOK"]: FUNCTION_HOOK, c["DT_FN_RETURNED"]: FUNCTION_HOOK,
+                          c["DT_FN_CLONE"]: CLONE_HOOK}
+        self._returned = c["DT_FN_RETURNED"]
+        self._symbolize = symbolize
+        self._return_kinds = return_kinds or {}
         self._converter = converter
 
     def count(self, r: bytes) -> int:
@@ -178,13 +281,29 @@ class TrailRecords:
         slots = list(self._hop.iter_unpack(r[self._hops]))
         steps = []
         for i in range(max(0, n - keep), n):
-            ts, hook, ifindex, ifname, netns, length, cpu = pick(slots[i % keep])
+            ts, hook, ifindex, ifname, netns, length, cpu, func, caller, ret = pick(slots[i % keep])
             name = names.get(ifname)
             if name is None:
                 name = names[ifname] = ifname.split(b"\0", 1)[0].decode(errors="replace")
-            steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length, cpu))
+            if hook in self._fn_hooks:
+                fn = self._symbolize(func).split("+0x", 1)[0]
+                returned = skb_functions.show_return(ret, self._return_kinds.get(fn, "int")) \
+                    if hook == self._returned else None
+                steps.append(Hop(ts, self._fn_hooks[hook], ifindex, name, netns, length, cpu, fn,
+                                 self._caller(caller), returned))
+            else:
+                steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length,
+                                 cpu))
         verdict = self._verdicts.get(int.from_bytes(r[self._verdict], "little"), "?")
         return e, verdict, steps, max(0, n - keep)
+
+    def _caller(self, addr: int) -> Optional[str]:
+        """Where a function was called from, or None: unknown (fentry), or hidden where its return
+        is hooked too (the return address on the stack is then the return probe's trampoline)."""
+        if not addr:
+            return None
+        where = self._symbolize(addr)
+        return None if where.startswith(TRAMPOLINES) else where
 
     def shape(self, r: bytes) -> tuple:
         """All of a record that its text or JSON shows but its times and the packet's length: equal
@@ -210,8 +329,6 @@ class TrailRecords:
 
 def mono_to_wall_ns() -> int:
     """Add to a CLOCK_MONOTONIC time to get the wall clock's."""
-    import time
-
     return time.time_ns() - time.monotonic_ns()
 
 

@@ -25,6 +25,7 @@ struct dt_trail_config {
 	__u64 trail_gap_ns;     /* a trail idle this long belongs to an earlier packet */
 	__u8 trail_skb_arg[DT_HOOK_NUM]; /* which tracepoint argument is the skb (this kernel's BTF) */
 	__u8 trail_dev_arg[DT_HOOK_NUM]; /* ... is the device (net_dev_xmit's, not skb->dev), or 0xff */
+	__u32 trail_returns;    /* --returns: each followed function's return value in its hop */
 };
 
 const volatile struct dt_trail_config cfg = {};
@@ -43,7 +44,7 @@ char LICENSE[] SEC("license") = "GPL";
  * tracepoint is (6.18 defers the free of an skb read by a socket) leave their trails until then.
  * Two CPUs starting trails in one set at the same instant may take the same slot: one packet is
  * then followed from its next step on. */
-#define TRAIL_SETS 8192
+#define TRAIL_SETS 4096
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * TRAIL_SETS);
@@ -124,6 +125,7 @@ static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
 	__sync_fetch_and_add(n, 1);
 	t->nhops = 0;
 	t->last_ns = now;
+	t->selected = !cfg.netns_on && !cfg.ifname_on;
 	t->skb = key;
 	return t;
 }
@@ -185,10 +187,10 @@ static __always_inline struct net_device *dev_of(__u64 *args, enum dt_hook hook,
 	return dev ? dev : skb->dev;
 }
 
-static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 netns)
+/* The filters on the packet as first seen: its mark and the tcpdump expression. The namespace and
+ * device filters select trails by any hop (add_hop), not here. */
+static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev)
 {
-	if (!netns_wanted(netns) || !ifname_wanted(dev))
-		return false;
 	if (cfg.mark_on && (skb->mark & cfg.mark_mask) != cfg.mark)
 		return false;
 	if (cfg.filter_on && !filter_accepts(skb, dev, true))
@@ -196,25 +198,37 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 	return true;
 }
 
-static __always_inline void add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
-				    __u32 netns, enum dt_hook hook, __u64 now)
+/* One hop written in place. `direct`: skb and dev are typed pointers (tp_btf), else addresses
+ * read through the helpers (a kprobe's registers). */
+static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
+					      __u32 netns, __u16 hook, __u64 now, bool direct)
 {
 	struct dt_hop *h = &t->hops[t->nhops & (DT_TRAIL_HOPS - 1)];
 
 	h->ts_ns = now;
 	h->hook = hook;
+	h->func = 0;
+	h->caller = 0;
+	h->ret = 0;
 	h->cpu = bpf_get_smp_processor_id();
-	h->len = skb->len;
+	h->len = DT_RD(direct, skb, len);
 	h->netns = netns;
 	if (dev) {
-		h->ifindex = dev->ifindex;
-		__builtin_memcpy(h->ifname, dev->name, sizeof(h->ifname));
+		h->ifindex = DT_RD(direct, dev, ifindex);
+		if (direct)
+			__builtin_memcpy(h->ifname, dev->name, sizeof(h->ifname));
+		else
+			bpf_core_read(h->ifname, sizeof(h->ifname), &dev->name);
 	} else {
-		h->ifindex = skb->skb_iif;
+		h->ifindex = DT_RD(direct, skb, skb_iif);
 		__builtin_memset(h->ifname, 0, sizeof(h->ifname));
 	}
 	t->nhops += 1;
 	t->last_ns = now;
+	/* --netns and -i select a trail by any of its hops: one in that namespace, on that device */
+	if (!t->selected && netns_wanted(netns) && ifname_wanted(dev))
+		t->selected = 1;
+	return h;
 }
 
 /* The skb's address as a number, the trails' key. A tp_btf argument is a typed pointer on which
@@ -257,7 +271,7 @@ static __always_inline struct dt_trail *start_trail(__u64 *args, enum dt_hook ho
 		return NULL;
 	*dev = dev_of(args, hook, skb);
 	*netns = netns_of(*dev, skb, true);
-	if (!wanted(skb, *dev, *netns)) {
+	if (!wanted(skb, *dev)) {
 		if (r) {
 			r->skb = key;
 			r->ts = now;
@@ -309,7 +323,7 @@ static __always_inline int on_hop(__u64 *args, enum dt_hook hook, bool entry, bo
 	__u64 now = 0, key = address_of(skb);
 	struct dt_trail *t = track(args, hook, entry, skb, key, &now, &dev, &netns);
 	if (t)
-		add_hop(t, skb, dev, netns, hook, now);
+		add_hop(t, skb, dev, netns, hook, now, true);
 	else if (forget)
 		forget_rejected(key);
 	return 0;
@@ -393,7 +407,12 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		forget_rejected(key);
 		return 0;
 	}
-	add_hop(t, skb, dev, netns, hook, now);
+	add_hop(t, skb, dev, netns, hook, now, true);
+	if (!t->selected) { /* it never passed the namespaces or devices asked for */
+		end_trail(t);
+		forget_rejected(key);
+		return 0;
+	}
 
 	__u64 size;
 	void *ring;
@@ -453,3 +472,167 @@ int dt_trail_kfree_skb(__u64 *ctx)
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
 	return on_end(ctx, DT_HOOK_KFREE_SKB, ctx[1], reason, DT_VERDICT_DROPPED);
 }
+
+/* Calls of followed functions in progress on this CPU, innermost last, for their return: with
+ * --returns (the value goes into the call's hop) and for the functions that make clones and
+ * copies (the new skb's trail goes on from the original's). Only calls on a tracked skb are
+ * remembered: for any other the return costs one array load. */
+struct dt_call {
+	__u64 func;
+	__u64 skb;    /* the original's address */
+	__u32 hop;    /* its hop's index (nhops then) */
+	__u32 clone;  /* a clone or copy function: the returned skb continues the trail */
+};
+
+struct dt_calls {
+	__u32 depth;
+	__u32 _pad;
+	struct dt_call call[DT_FN_CALLS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_calls);
+} calls SEC(".maps");
+
+/* --functions: a kernel function that takes the skb (found in the kernel's BTF by user space, which
+ * attaches the program for the argument the skb is). It only follows: a hop for an skb already
+ * tracked, and for any other skb the same array load as a tracepoint step that cannot start a
+ * trail. `regs`: a kprobe's registers, whose stack pointer holds the return address at entry
+ * (the caller); NULL for fentry. `clone`: the function makes a clone or copy of the skb. */
+static __always_inline int on_function(void *ctx, struct sk_buff *skb, struct pt_regs *regs, bool clone)
+{
+#ifdef DT_TRAIL_FLOOR
+	return 0;
+#endif
+	if (!skb)
+		return 0;
+	__u64 key = address_of(skb);
+	if (!maybe_tracked(key))
+		return 0;
+	struct dt_trail *t = find(key);
+	if (!t)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (now - t->last_ns > cfg.trail_gap_ns)
+		return 0;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	__u32 at = t->nhops;
+	struct dt_hop *h = add_hop(t, skb, dev, netns_of(dev, skb, false), DT_FN_HOOK, now, false);
+	h->func = bpf_get_func_ip(ctx);
+	if (regs)
+		bpf_probe_read_kernel(&h->caller, sizeof(h->caller), (void *)regs->sp);
+	if (!cfg.trail_returns && !clone)
+		return 0;
+	__u32 zero = 0;
+	struct dt_calls *c = bpf_map_lookup_elem(&calls, &zero);
+	if (!c)
+		return 0;
+	if (c->depth >= DT_FN_CALLS)
+		c->depth = 0; /* returns missed (a full kretprobe instance pool): start again */
+	struct dt_call *call = &c->call[c->depth & (DT_FN_CALLS - 1)];
+	call->func = h->func;
+	call->skb = key;
+	call->hop = at;
+	call->clone = clone;
+	c->depth += 1;
+	return 0;
+}
+
+/* The return of a followed function: the call's hop gets the value (--returns); a clone or copy
+ * function's new skb gets a trail that goes on from the original's (its hops, then one saying
+ * it is a clone), so filters and the verdict apply to it as to the original. */
+static __always_inline int on_return(void *ctx, __s64 ret)
+{
+#ifdef DT_TRAIL_FLOOR
+	return 0;
+#endif
+	__u32 zero = 0;
+	struct dt_calls *c = bpf_map_lookup_elem(&calls, &zero);
+
+	if (!c || !c->depth || c->depth > DT_FN_CALLS)
+		return 0;
+	struct dt_call *call = &c->call[(c->depth - 1) & (DT_FN_CALLS - 1)];
+	__u64 func = bpf_get_func_ip(ctx);
+	if (call->func != func)
+		return 0; /* a call not remembered (not on a tracked skb) */
+	c->depth -= 1;
+	struct dt_trail *t = find(call->skb);
+	if (!t)
+		return 0;
+	struct dt_hop *h = &t->hops[call->hop & (DT_TRAIL_HOPS - 1)];
+	if (cfg.trail_returns && h->func == func && t->nhops - call->hop <= DT_TRAIL_HOPS) {
+		h->ret = ret;
+		h->hook = DT_FN_RETURNED;
+	}
+	if (!call->clone || !ret)
+		return 0;
+	struct sk_buff *skb = (struct sk_buff *)ret;
+	__u64 key = (__u64)ret;
+	__u64 now = bpf_ktime_get_ns();
+	struct dt_trail *n = new_trail(key, now);
+	if (!n)
+		return 0;
+	bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
+	n->nhops = t->nhops;
+	n->selected = t->selected;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
+	h->func = func;
+	return 0;
+}
+
+#if defined(__TARGET_ARCH_x86)
+/* One program per argument position and attach method: the position is a constant of the program
+ * (a register, or a slot of fentry's arguments), not looked up per call. */
+#define FUNCTION(n, reg)                                                                  \
+	SEC("kprobe.multi")                                                               \
+	int dt_fn_multi_##n(struct pt_regs *ctx)                                          \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx->reg, ctx, false);         \
+	}                                                                                 \
+	SEC("kprobe")                                                                     \
+	int dt_fn_kprobe_##n(struct pt_regs *ctx)                                         \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx->reg, ctx, false);          \
+	}                                                                                 \
+	SEC("fentry")                                                                     \
+	int dt_fn_fentry_##n(__u64 *ctx)                                                  \
+	{                                                                                 \
+		return on_function(ctx, (struct sk_buff *)ctx[n], NULL, false);           \
+	}
+
+FUNCTION(0, di)
+FUNCTION(1, si)
+FUNCTION(2, dx)
+FUNCTION(3, cx)
+FUNCTION(4, r8)
+
+/* The functions that make a clone or copy (the original is their first argument), and the
+ * returns (kretprobe-multi, or one kretprobe each). */
+SEC("kprobe.multi")
+int dt_fn_clone_multi(struct pt_regs *ctx)
+{
+	return on_function(ctx, (struct sk_buff *)ctx->di, ctx, true);
+}
+
+SEC("kprobe")
+int dt_fn_clone_kprobe(struct pt_regs *ctx)
+{
+	return on_function(ctx, (struct sk_buff *)ctx->di, ctx, true);
+}
+
+SEC("kretprobe.multi")
+int dt_fn_ret_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx, (__s64)ctx->ax);
+}
+
+SEC("kretprobe")
+int dt_fn_ret_kprobe(struct pt_regs *ctx)
+{
+	return on_return(ctx, (__s64)ctx->ax);
+}
+#endif
