@@ -305,3 +305,18 @@ def test_any_document_is_a_config_or_one_line(doc):
         web_config.parse(doc, "/nonexistent/web.yml")
     except UsageError as e:
         assert "\n" not in str(e)
+
+
+def test_tls_version_bounds_reach_the_context(tls, tmp_path):
+    """min_version/max_version are the context's own bounds (not attributes beside them): a TLS13
+    floor and a TLS12 ceiling, as written, whatever this Python's OpenSSL defaults to."""
+    import shutil
+
+    shutil.copy(tls.cert, tmp_path / "server.crt")
+    shutil.copy(tls.key, tmp_path / "server.key")
+    head = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+    cfg = web_config.load(write(tmp_path, head + "  min_version: TLS13\n"))
+    assert cfg.tls.minimum_version == ssl.TLSVersion.TLSv1_3
+    cfg = web_config.load(write(tmp_path, head + "  max_version: TLS12\n"))
+    assert cfg.tls.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert cfg.tls.minimum_version == ssl.TLSVersion.TLSv1_2  # the default floor, as exporter-toolkit's

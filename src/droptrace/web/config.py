@@ -167,7 +167,9 @@ def _tls(path: str, section: Mapping[str, Any], base: str) -> tuple:
         if name:
             if name not in TLS_VERSIONS:
                 raise _fail(path, f"{where}.{bound} {name!r}: expected one of {', '.join(TLS_VERSIONS)}")
-            setattr(ctx, bound, TLS_VERSIONS[name])
+            # the file's min_version/max_version: SSLContext's minimum_version/maximum_version
+            attr = "minimum_version" if bound == "min_version" else "maximum_version"
+            setattr(ctx, attr, TLS_VERSIONS[name])
     cert, key = (os.path.join(base, p) for p in (cert, key))
     try:
         ctx.load_cert_chain(cert, key)
