@@ -28,9 +28,9 @@ _U32 = struct.Struct("<I")
 
 class MmapRing:
     """One ring buffer's mappings: read() copies records out, render() hands them to a compiled
-    renderer in place. watch=False: Rings waits for it, with the others."""
+    renderer in place. Rings waits for it, with the others."""
 
-    def __init__(self, map_fd: int, size: int, watch: bool = True) -> None:
+    def __init__(self, map_fd: int, size: int) -> None:
         if size & (size - 1):
             raise DroptraceError(f"ring buffer size {size} is not a power of two")
         page = mmap.PAGESIZE
@@ -43,10 +43,6 @@ class MmapRing:
             raise DroptraceError(f"cannot map the ring buffer: {e.strerror}") from None
         self._mask = size - 1
         self._page = page
-        self._epoll: Optional[select.epoll] = None
-        if watch:
-            self._epoll = select.epoll()
-            self._epoll.register(map_fd, select.EPOLLIN)
 
     def read(self, limit: int = 4096) -> List[bytes]:
         """Up to limit committed records, in order; their space is released."""
@@ -73,19 +69,6 @@ class MmapRing:
         """Bytes written and not yet read (records and their headers)."""
         return _U64.unpack_from(self._data, 0)[0] - _U64.unpack_from(self._cons, 0)[0]
 
-    def wait(self, timeout_ms: int) -> None:
-        """Wait up to timeout_ms for records, unless some are there."""
-        if not self.pending() and self._epoll is not None:
-            try:
-                self._epoll.poll(min(timeout_ms, POLL_MS) / 1000)
-            except InterruptedError:
-                pass
-
-    def poll(self, timeout_ms: int, limit: int = 4096) -> List[bytes]:
-        """Wait up to timeout_ms for records (unless some are there), then read a batch."""
-        self.wait(timeout_ms)
-        return self.read(limit)
-
     def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]],
                limit: int = 4096) -> Tuple[bytes, int]:
         """Like read(), but the records are rendered in place by a compiled renderer
@@ -98,14 +81,12 @@ class MmapRing:
 
     @classmethod
     def over(cls, cons: Any, data: Any, size: int, page: int = mmap.PAGESIZE) -> "MmapRing":
-        """A ring over buffers laid out like the kernel's mappings (tests: anonymous mmaps); never waits."""
+        """A ring over buffers laid out like the kernel's mappings (tests: anonymous mmaps)."""
         ring = cls.__new__(cls)
-        ring._cons, ring._data, ring._mask, ring._page, ring._epoll = cons, data, size - 1, page, None
+        ring._cons, ring._data, ring._mask, ring._page = cons, data, size - 1, page
         return ring
 
     def close(self) -> None:
-        if self._epoll is not None:
-            self._epoll.close()
         for m in (self._data, self._cons):
             if isinstance(m, mmap.mmap):
                 m.close()

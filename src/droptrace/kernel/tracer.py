@@ -284,7 +284,7 @@ class Tracer:
             fd = libbpf.create_ringbuf(self.ring_bytes)
             self._ring_fds.append(fd)
             rings.update(cpu.to_bytes(4, "little"), fd.to_bytes(4, "little"))
-            made.append((fd, MmapRing(fd, self.ring_bytes, watch=False)))
+            made.append((fd, MmapRing(fd, self.ring_bytes)))
         self._rb = Rings(made, self._wake_bytes)
 
     def _programs(self, obj: libbpf.Object, hook: str) -> List[str]:
