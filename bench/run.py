@@ -34,7 +34,8 @@ from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DROPTRACE = str(Path(sys.executable).parent / "droptrace")
+# BENCH_DROPTRACE: another droptrace to measure (a wrapper, another checkout)
+DROPTRACE = os.environ.get("BENCH_DROPTRACE") or str(Path(sys.executable).parent / "droptrace")
 BEGIN, END = "<!-- bench/run.py: begin -->", "<!-- bench/run.py: end -->"
 
 

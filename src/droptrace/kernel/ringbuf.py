@@ -7,6 +7,12 @@ kernel's (kernel/bpf/ringbuf.c): a consumer-position page we write, then a
 producer-position page and the data area, mapped twice in a row so a record
 that wraps is still contiguous. Each record has an 8-byte header whose length
 word carries BUSY (not yet committed) and DISCARD bits.
+
+The two positions are read and written as whole aligned 8-byte words (a
+memoryview cast to "Q": one load, one store). struct.pack_into zeroes its
+bytes first and then writes them one at a time: for that moment the kernel
+read a consumer position of 0 (or half of one), judged the ring full and
+dropped the events of that instant, some tens a flood (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -22,7 +28,6 @@ BUSY, DISCARD = 1 << 31, 1 << 30
 # a wakeup per event would cost the dropping CPU more than the event. So the reader also looks
 # every POLL_MS, which bounds how late a lone drop is shown.
 POLL_MS = 10
-_U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
@@ -43,11 +48,17 @@ class MmapRing:
             raise DroptraceError(f"cannot map the ring buffer: {e.strerror}") from None
         self._mask = size - 1
         self._page = page
+        self._positions()
+
+    def _positions(self) -> None:
+        """The consumer and producer positions as native 8-byte words (see the module's doc)."""
+        self._cons_pos = memoryview(self._cons).cast("B").cast("Q")
+        self._prod_pos = memoryview(self._data)[:8].cast("B").cast("Q")
 
     def read(self, limit: int = 4096) -> List[bytes]:
         """Up to limit committed records, in order; their space is released."""
-        cons = _U64.unpack_from(self._cons, 0)[0]
-        prod = _U64.unpack_from(self._data, 0)[0]
+        cons = self._cons_pos[0]
+        prod = self._prod_pos[0]
         data, base, mask, out = self._data, self._page, self._mask, []
         unpack = _U32.unpack_from
         while cons < prod and len(out) < limit:
@@ -59,7 +70,7 @@ class MmapRing:
             if not hdr & DISCARD:
                 out.append(data[off + 8:off + 8 + length])
             cons += (length + 8 + 7) & ~7
-        _U64.pack_into(self._cons, 0, cons)
+        self._cons_pos[0] = cons
         return out
 
     def pending(self) -> bool:
@@ -67,16 +78,15 @@ class MmapRing:
 
     def queued(self) -> int:
         """Bytes written and not yet read (records and their headers)."""
-        return _U64.unpack_from(self._data, 0)[0] - _U64.unpack_from(self._cons, 0)[0]
+        return self._prod_pos[0] - self._cons_pos[0]
 
     def render(self, render_ring: Callable[[Any, int, int, int, int], Tuple[int, bytes, int]],
                limit: int = 4096) -> Tuple[bytes, int]:
         """Like read(), but the records are rendered in place by a compiled renderer
         (formats/compiled.py) instead of copied out one by one: (its output, records rendered). The
         space is released only once the batch is rendered; an error leaves it in the ring."""
-        cons, out, n = render_ring(self._data, self._page, self._mask, _U64.unpack_from(self._cons, 0)[0],
-                                   limit)
-        _U64.pack_into(self._cons, 0, cons)
+        cons, out, n = render_ring(self._data, self._page, self._mask, self._cons_pos[0], limit)
+        self._cons_pos[0] = cons
         return out, n
 
     @classmethod
@@ -84,9 +94,12 @@ class MmapRing:
         """A ring over buffers laid out like the kernel's mappings (tests: anonymous mmaps)."""
         ring = cls.__new__(cls)
         ring._cons, ring._data, ring._mask, ring._page = cons, data, size - 1, page
+        ring._positions()
         return ring
 
     def close(self) -> None:
+        self._cons_pos.release()  # an mmap with views still exported refuses to close
+        self._prod_pos.release()
         for m in (self._data, self._cons):
             if isinstance(m, mmap.mmap):
                 m.close()
