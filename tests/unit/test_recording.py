@@ -6,9 +6,13 @@ from hypothesis import strategies as st
 
 from droptrace.errors import DroptraceError
 from droptrace.formats import pcapng
+from droptrace.formats.out import Output
 from droptrace.formats.recording import Recording
+from droptrace.packet.synth import headers
 
 from .test_decode import eth, ipv4, udp
+from .test_synth import ev
+from .test_synth import events as field_events
 
 PCAPNG_HEAD = pcapng.section_header("test")
 PCAP_HEAD = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
@@ -114,3 +118,50 @@ def test_classic_pcap_is_written_cooked_and_read_back(tmp_path):
         fields = ["-T", "fields", "-e", "udp.dstport", "-e", "sll.ifindex"]
         r = subprocess.run(["tshark", "-r", str(path), *fields], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and r.stdout.split() == ["53", "7", "7003", "7"], r.stdout + r.stderr
+
+
+# -- what a pcapng block's `droptrace:` comment leaves to the block ---------------------------------
+@st.composite
+def recorded_events(draw):
+    """Events as a recording holds them: the packet's fields from its bytes (raw IP or in a
+    frame), sometimes cut short by --snaplen after decoding, or fields that are not the bytes'."""
+    e = draw(field_events())
+    packet = headers(e)
+    ethernet = draw(st.booleans())
+    if ethernet:
+        packet = b"\x02" * 6 + b"\x04" * 6 + (b"\x08\x00" if e.l3 == "ipv4" else b"\x86\xdd") + packet
+    cut = draw(st.sampled_from([None, None, 14, 20, 30, 41]))
+    if cut is not None:
+        packet = packet[:cut]  # the fields stay as decoded before the cut
+    if draw(st.booleans()):
+        e.sport = 7 if e.sport != 7 else 8  # a field the bytes do not say
+    e.time = "2026-12-06T10:00:00.000001+00:00"
+    e.ifname = draw(st.sampled_from([None, "eth0", "veth-a b"]))
+    e.ifindex = draw(st.sampled_from([None, 3]))
+    e.netns, e.cpu, e.pid, e.tid, e.comm = 4026531840, 1, 42, 43, "nc"
+    e.packet, e.link_ethernet, e.ts_ns, e.wire_len = packet, ethernet, 1_765_000_000_000_001_000, 60
+    return e
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(recorded_events(), min_size=1, max_size=4))
+def test_pcapng_gives_back_every_field_it_leaves_to_the_block(tmp_path, evs):
+    path = tmp_path / "r.pcapng"
+    with Output.open(str(path)) as out:
+        pcapng.Writer(out).write(evs)
+    got, _ = read_all(path)
+    want = [e.to_dict() for e in evs]
+    for e, d in zip(evs, want):
+        if e.ifname is None:  # no name: the IDB's is made up, and the comment says null
+            assert d["ifname"] is None
+    assert [g.to_dict() for g in got] == want
+    assert [g.packet for g in got] == [pcapng.stored(e) for e in evs]
+
+
+def test_the_machine_comment_leaves_out_what_the_bytes_say():
+    e = ev(l3="ipv4", l4="udp", saddr="10.0.0.1", daddr="10.0.0.2", sport=5, dport=6)
+    e.packet, e.ifname = headers(e), "eth0"
+    d = pcapng.machine_dict(e)
+    assert not {"l3", "l4", "saddr", "daddr", "sport", "dport", "ifname"} & set(d)
+    e.dport = 9  # not what the bytes say: kept
+    assert pcapng.machine_dict(e)["dport"] == 9

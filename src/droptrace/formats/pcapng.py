@@ -85,8 +85,21 @@ def human_stack(stack: List[str]) -> str:
 
 
 def machine_comment(e: Event) -> str:
+    return MACHINE_PREFIX + json.dumps(machine_dict(e), separators=(",", ":"))
+
+
+def machine_dict(e: Event) -> Dict[str, Any]:
+    """The event's fields as the `droptrace:` comment carries them: less what the Reader gets
+    back from the block itself, the packet's fields where its stored bytes decode to the same
+    values, and the interface's name where its IDB names it. Why: in a storm the comment was
+    two thirds of each block, and a recording's bytes are what it costs (BENCHMARKS.md)."""
     d = e.to_dict(with_stack=e.stack is not None)
-    return MACHINE_PREFIX + json.dumps(d, separators=(",", ":"))
+    for k, v in (packet_fields(stored(e), LINKTYPE_ETHERNET if e.link_ethernet else LINKTYPE_RAW) or {}).items():
+        if d[k] == v:
+            del d[k]
+    if e.ifname:  # Writer.interface names the IDB after it
+        del d["ifname"]
+    return d
 
 
 class Writer:
@@ -276,6 +289,7 @@ class Reader:
         if not isinstance(meta, dict):
             self.foreign += 1
             meta = {"ifname": ifname, "len": orig, "time": iso_time(ts_ns)}
+        meta.setdefault("ifname", ifname)  # machine_dict leaves it to the IDB
         _decoded(meta, data, linktype)
         return Event.from_dict(meta, packet=data, link_ethernet=ethernet, ts_ns=ts_ns, wire_len=orig)
 
@@ -283,12 +297,21 @@ class Reader:
 PACKET_KEYS = SCHEMA_KEYS[SCHEMA_KEYS.index("l3"):SCHEMA_KEYS.index("len")]  # decoded from the bytes
 
 
+def packet_fields(data: bytes, linktype: int) -> Optional[Dict[str, Any]]:
+    """The packet's fields (addresses, ports, flags) decoded from the bytes a block stores; None
+    when they are not a frame or an IP packet."""
+    if not data or linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW):
+        return None
+    ethernet = linktype == LINKTYPE_ETHERNET
+    p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0, 0, 1 if ethernet else 0xFFFF)
+    return {k: getattr(p, k) for k in PACKET_KEYS}
+
+
 def _decoded(meta: Dict[str, Any], data: bytes, linktype: int) -> None:
-    """Fill the packet's fields (addresses, ports, flags) that meta lacks from its bytes."""
-    if data and linktype in (LINKTYPE_ETHERNET, LINKTYPE_RAW):
-        ethernet = linktype == LINKTYPE_ETHERNET
-        p = decode(data, 0 if ethernet else UNSET, UNSET if ethernet else 0, 0, 1 if ethernet else 0xFFFF)
-        meta.update({k: getattr(p, k) for k in PACKET_KEYS if meta.get(k) is None})
+    """Fill the packet's fields that meta lacks from its bytes."""
+    for k, v in (packet_fields(data, linktype) or {}).items():
+        if meta.get(k) is None:
+            meta[k] = v
 
 
 def _tick_ns(tsresol: Optional[bytes]) -> int:

@@ -64,6 +64,7 @@ class Recorder(EventSink):
 
     def open(self) -> None:
         self.out = Output.open(self.path)
+        self.out.write_behind()  # a storm's recording: the kernel's copy on another CPU
         if self.fmt == "pcapng":
             self.writer = pcapng.Writer(self.out)
         elif self.fmt == "pcap":

@@ -180,9 +180,10 @@ class Rings:
             if n >= limit:
                 break
             out, got = r.render(render_ring, limit - n)
-            parts.append(out)
+            if out:
+                parts.append(out)
             n += got
-        return b"".join(parts), n
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), n  # one CPU's: not copied again
 
     def close(self) -> None:
         if self._epoll is not None:
