@@ -94,7 +94,8 @@ def machine_dict(e: Event) -> Dict[str, Any]:
     values, and the interface's name where its IDB names it. Why: in a storm the comment was
     two thirds of each block, and a recording's bytes are what it costs (BENCHMARKS.md)."""
     d = e.to_dict(with_stack=e.stack is not None)
-    for k, v in (packet_fields(stored(e), LINKTYPE_ETHERNET if e.link_ethernet else LINKTYPE_RAW) or {}).items():
+    linktype = LINKTYPE_ETHERNET if e.link_ethernet else LINKTYPE_RAW
+    for k, v in (packet_fields(stored(e), linktype) or {}).items():
         if d[k] == v:
             del d[k]
     if e.ifname:  # Writer.interface names the IDB after it
