@@ -5,10 +5,10 @@
 
 /* The events go through one ring buffer per CPU (user space creates them and puts them in `rings`
  * by CPU number, then reads them all with one epoll): a CPU's program reserves in its own ring
- * only, so reservations never contend across CPUs. One shared ring lost events in floods: since
- * 6.15 a reservation takes the ring's lock with a "resilient" spinlock that gives up under
- * contention, and failed with room to spare (BENCHMARKS.md). A CPU without a ring (hotplugged
- * after start) counts its events as lost. */
+ * only, so reservations never wait on another CPU's lock. (One shared ring seemed to fail
+ * reservations with room to spare; that was user space tearing the consumer position as it
+ * wrote it: kernel/ringbuf.py, BENCHMARKS.md.) A CPU without a ring (hotplugged after start)
+ * counts its events as lost. */
 struct dt_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 16); /* a template: the rings are made by user space, at their size */

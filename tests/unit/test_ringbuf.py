@@ -85,3 +85,16 @@ def test_a_cpus_share_is_a_power_of_two_of_at_least_the_minimum(total, cpus):
 
 def test_the_real_cpus_file_parses():
     assert online_cpus() and all(c >= 0 for c in online_cpus())
+
+
+def test_the_positions_are_whole_native_words():
+    # One aligned 8-byte load or store each: struct.pack_into zeroed the consumer position, then
+    # wrote it a byte at a time, and a reservation in that window saw a full ring (lost events).
+    ring = Ring()
+    ring.push(b"x" * 8)
+    m = ring.mmap_ring()
+    for view in (m._cons_pos, m._prod_pos):
+        assert (view.format, view.itemsize, len(view)) == ("Q", 8, 1)
+    m.read(10)
+    assert m._cons_pos[0] == struct.unpack_from("=Q", ring.cons, 0)[0] == 16
+    m.close()

@@ -52,7 +52,7 @@ class MmapRing:
 
     def _positions(self) -> None:
         """The consumer and producer positions as native 8-byte words (see the module's doc)."""
-        self._cons_pos = memoryview(self._cons).cast("B").cast("Q")
+        self._cons_pos = memoryview(self._cons)[:8].cast("B").cast("Q")
         self._prod_pos = memoryview(self._data)[:8].cast("B").cast("Q")
 
     def read(self, limit: int = 4096) -> List[bytes]:
