@@ -433,3 +433,15 @@ def test_write_behind_failure_is_raised_by_the_next_write_or_close():
     with pytest.raises(OutputError, match="No space left on device"):
         out.close()
     out.close()  # once closed, closed
+
+
+def test_write_behind_failure_is_raised_by_an_empty_write():
+    # A recording with no drops after the failure must still end: the loop writes b"" per batch.
+    out = Output.open("/dev/full")
+    out.write_behind()
+    out.write(b"x" * 100)
+    deadline = time.monotonic() + 30
+    with pytest.raises(OutputError, match="No space left on device"):
+        while time.monotonic() < deadline:
+            out.write(b"")
+    out.close()

@@ -102,7 +102,7 @@ class Output:
         """Write all of data, however many os.write calls that takes."""
         if self._closed:
             raise ValueError(f"write to {self.name} after close()")
-        if self._behind is not None:
+        if self._behind is not None:  # an empty write still raises the thread's failure, if any
             self._behind.put(bytes(data))  # its own copy: the caller may reuse its buffer
             return
         self._write_now(data)
@@ -205,6 +205,8 @@ class _Behind:
             if self._error is not None:  # as a write to the failed fd would, every time
                 self.failed = True
                 raise self._error
+            if not data:
+                return
             self._queue.append(data)
             self._queued += len(data)
             self._cond.notify_all()

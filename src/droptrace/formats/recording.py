@@ -74,6 +74,8 @@ class Recorder(EventSink):
 
     def write(self, events: List[Event]) -> None:
         self.writer.write(self._trimmed(events))
+        if not events and self.out is not None:
+            self.out.write(b"")  # no drops now: a failure of the writing thread still ends the run
 
     def _trimmed(self, events: List[Event]) -> List[Event]:
         if self.snaplen is not None:
