@@ -36,6 +36,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "ring.bpf.h"
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
+#include "headers.bpf.h"
 
 /* Trails by skb address: sets of two slots, an address hashes to a set and its trail is in one of
  * the two. Finding, starting and ending a trail are a few loads and stores (a hash map's update
@@ -124,6 +125,8 @@ static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
 	end_trail(t);
 	__sync_fetch_and_add(n, 1);
 	t->nhops = 0;
+	t->first.has_flow = 0;
+	t->now.has_flow = 0;
 	t->last_ns = now;
 	t->selected = !cfg.netns_on && !cfg.ifname_on;
 	t->skb = key;
@@ -198,7 +201,49 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev)
 	return true;
 }
 
-/* One hop written in place. `direct`: skb and dev are typed pointers (tp_btf), else addresses
+static __always_inline bool same_headers(const struct dt_headers *a, const struct dt_headers *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 8; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+/* The packet's headers at this hop (addresses, protocol, ports: NAT rewrites them in place, a
+ * tunnel puts its own in front and takes them off again, and the skb stays the same). The first
+ * read are the trail's `first`; where they differ from the latest, a hop of their own
+ * (DT_HOP_HEADERS) after this one records the new ones. A hop where none can be read (not IP, no
+ * network header yet) changes nothing. */
+static __always_inline void note_headers(struct dt_trail *t, struct sk_buff *skb, __u32 len, __u64 now,
+					 bool direct)
+{
+	struct dt_headers h = {};
+
+	dt_read_headers(&h, skb, direct);
+	if (!h.has_flow)
+		return;
+	if (!t->now.has_flow) {
+		t->first = h;
+		t->now = h;
+		return;
+	}
+	if (same_headers(&h, &t->now))
+		return;
+	t->now = h;
+	struct dt_hop *x = &t->hops[t->nhops & (DT_TRAIL_HOPS - 1)];
+	x->ts_ns = now;
+	x->hook = DT_HOP_HEADERS;
+	x->cpu = bpf_get_smp_processor_id();
+	x->len = len;
+	x->headers = h;
+	t->nhops += 1;
+}
+
+/* One hop written in place, and one more after it where the packet's headers changed (the
+ * returned pointer is the step's hop). `direct`: skb and dev are typed pointers (tp_btf), else addresses
  * read through the helpers (a kprobe's registers). */
 static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
 					      __u32 netns, __u16 hook, __u64 now, bool direct)
@@ -228,6 +273,7 @@ static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff
 	/* --netns and -i select a trail by any of its hops: one in that namespace, on that device */
 	if (!t->selected && netns_wanted(netns) && ifname_wanted(dev))
 		t->selected = 1;
+	note_headers(t, skb, h->len, now, direct);
 	return h;
 }
 
@@ -578,6 +624,8 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 	bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
 	n->nhops = t->nhops;
 	n->selected = t->selected;
+	n->first = t->first;
+	n->now = t->now;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
 	h->func = func;
