@@ -57,6 +57,7 @@ enum dt_fn {
 			       * from the original's */
 	DT_FN_ARGS = 5,       /* the skb is looked for among a function's first five arguments */
 	DT_FN_CALLS = 8,      /* calls in progress remembered per CPU for their return */
+	DT_FN_SEGMENTS = 64,  /* GSO segments of one skb_segment followed (the list it returns) */
 };
 
 /* trail: a hop that is not a step but says what changed at the step before it */

@@ -341,3 +341,87 @@ def test_all_shows_a_consumed_packet(lab):
     assert t["verdict"] == "consumed" and t["reason"] is None and t["l4"] == "icmp"
     h = hops(t)
     assert ("netif_receive_skb", IFNAME, lab.inode(lab.b)) in h and h[-1][0] == "consume_skb"
+
+
+@pytest.fixture
+def bridged():
+    """A sender in namespace s, and a bridge br0 in namespace b with three ports: the sender's veth
+    (dtbs0 -- dtbb0), and two whose peers are in namespace h (dtbb1 -- dtbh1, dtbb2 -- dtbh2).
+    The sender knows 10.79.0.99 by a MAC nobody has: a frame to it is unknown unicast, which the
+    bridge floods to its two other ports (br_flood: a clone to the first, the original to the
+    last), and each copy is dropped in h (the MAC is not its own)."""
+    tag = f"dtbr{os.getpid()}"
+    s, b, h = f"{tag}s", f"{tag}b", f"{tag}h"
+
+    def sh(*cmd, ns=None):
+        full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
+        subprocess.run(full, check=True, capture_output=True, text=True)
+    try:
+        for ns in (s, b, h):
+            sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", "br0", "type", "bridge", ns=b)
+        for near, far, ns in (("dtbs0", "dtbb0", s), ("dtbh1", "dtbb1", h), ("dtbh2", "dtbb2", h)):
+            sh("ip", "link", "add", near, "type", "veth", "peer", "name", far)
+            sh("ip", "link", "set", near, "netns", ns)
+            sh("ip", "link", "set", far, "netns", b)
+            sh("ip", "link", "set", far, "master", "br0", ns=b)
+            sh("ip", "link", "set", far, "up", ns=b)
+            sh("ip", "link", "set", near, "up", ns=ns)
+        sh("ip", "link", "set", "br0", "up", ns=b)
+        sh("ip", "addr", "add", "10.79.0.1/24", "dev", "dtbs0", ns=s)
+        sh("ip", "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:79:99", "dev", "dtbs0", ns=s)
+        yield s, b, h
+    finally:
+        for ns in (s, b, h):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.matrix
+def test_a_bridged_copy_is_followed_as_a_clone(bridged):
+    """The bridge floods an unknown-unicast frame to its two other ports: the copy br_flood makes
+    (skb_clone) has a trail that goes on from the original's hops (the sender's, the bridge port's),
+    then `clone` by skb_clone, then its own out of one port; the original goes out of the other."""
+    s, b, h = bridged
+    dt = function_hooks_or_skip("trail", "--json", "--all", "-c", "2", "-d", WAIT, "--netns", b,
+                                "--functions=ip_rcv", "udp dst port 9")
+    with dt:
+        subprocess.run(["ip", "netns", "exec", s, sys.executable, "-m", "droptrace.lab.traffic", "udp",
+                        "10.79.0.99", "9"], check=True)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    clone = next((t for t in trails if any(x["hook"] == "clone" for x in t["hops"])), None)
+    assert clone is not None, ([[(x["hook"], x["function"], x["ifname"]) for x in t["hops"]] for t in trails],
+                               dt.stderr)
+    original = next(t for t in trails if t is not clone)
+    at = next(i for i, x in enumerate(clone["hops"]) if x["hook"] == "clone")
+    assert clone["hops"][at]["function"] == "skb_clone"
+    before = [(x["hook"], x["ifname"]) for x in clone["hops"][:at]]
+    assert ("net_dev_queue", "dtbs0") in before and ("netif_receive_skb", "dtbb0") in before, before
+    own = {x["ifname"] for x in clone["hops"][at + 1:]}
+    theirs = {x["ifname"] for x in original["hops"]}
+    ports = {"dtbb1", "dtbb2"}
+    assert len(own & ports) == 1 and len(theirs & ports) == 1 and own & ports != theirs & ports, (own, theirs)
+
+
+GSO_SEND = ("import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.IPPROTO_UDP, 103, 1000)  # UDP_SEGMENT: segments of 1000 bytes\n"
+            "s.sendto(b'x' * 4000, ('DST', 9))\n")
+
+
+@pytest.mark.matrix
+def test_every_gso_segment_is_followed(lab):
+    """A 4000-byte UDP send with UDP_SEGMENT=1000, out of a veth whose UDP segmentation offload is
+    off: the stack segments it (skb_segment: four skbs linked by ->next), each is dropped at B's
+    closed port, and each one's trail goes on from the original's with `clone` by skb_segment."""
+    subprocess.run(["ip", "netns", "exec", lab.a, "ethtool", "-K", IFNAME, "tx-udp-segmentation", "off"],
+                   check=True, capture_output=True)
+    dt = function_hooks_or_skip("trail", "--json", "-c", "4", "-d", WAIT, "--netns", lab.b,
+                                "--functions=ip_rcv", "udp dst port 9")
+    with dt:
+        lab.run(sys.executable, "-c", GSO_SEND.replace("DST", B4), ns=lab.a)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    made = [[x["function"] for x in t["hops"] if x["hook"] == "clone"] for t in trails]
+    assert len(trails) == 4 and made == [["skb_segment"]] * 4, (made, [hops(t) for t in trails])
+    assert all(t["reason"] == "NO_SOCKET" for t in trails)

@@ -613,22 +613,27 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 		h->ret = ret;
 		h->hook = DT_FN_RETURNED;
 	}
-	if (!call->clone || !ret)
-		return 0;
+	if (!call->clone || !ret || (__u64)ret >= (__u64)-4095)
+		return 0; /* no copy made: NULL, or an error pointer (skb_segment) */
+	/* skb_segment returns its segments linked by ->next; the other functions a single skb, whose
+	 * ->next is NULL: each gets a trail that goes on from the original's */
 	struct sk_buff *skb = (struct sk_buff *)ret;
-	__u64 key = (__u64)ret;
 	__u64 now = bpf_ktime_get_ns();
-	struct dt_trail *n = new_trail(key, now);
-	if (!n)
-		return 0;
-	bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
-	n->nhops = t->nhops;
-	n->selected = t->selected;
-	n->first = t->first;
-	n->now = t->now;
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
-	h->func = func;
+	for (int i = 0; i < DT_FN_SEGMENTS && skb; i++) {
+		__u64 key = (__u64)skb;
+		struct dt_trail *n = new_trail(key, now);
+		if (!n || t->skb != call->skb)
+			return 0; /* the original's slot was taken (a copy in its set): its hops are gone */
+		bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
+		n->nhops = t->nhops;
+		n->selected = t->selected;
+		n->first = t->first;
+		n->now = t->now;
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
+		h->func = func;
+		skb = BPF_CORE_READ(skb, next);
+	}
 	return 0;
 }
 
