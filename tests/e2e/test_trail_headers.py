@@ -7,16 +7,11 @@ import sys
 import pytest
 
 from .conftest import HAS_REASONS, SLOWDOWN, Droptrace
-from .test_trail import chain, hops, inode, trail  # noqa: F401  (chain: the fixture)
+from .test_trail import chain, hops, inode, namespaces, sh, trail  # noqa: F401  (chain: the fixture)
 
 pytestmark = pytest.mark.skipif(not HAS_REASONS, reason="trail is for kernels with drop reasons (5.17+)")
 
 CLIENT, ROUTER_IN, SERVER = "10.77.1.2", "10.77.1.1", "10.77.2.2"  # the chain fixture's addresses
-
-
-def sh(*cmd, ns=None):
-    full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    subprocess.run(full, check=True, capture_output=True, text=True)
 
 
 def send(ns, dst, port, sport=0):
@@ -58,10 +53,7 @@ def vxlan():
     between them over it (10.81.0.0/24)."""
     tag = f"dtvx{os.getpid()}"
     a, b = f"{tag}a", f"{tag}b"
-    try:
-        for ns in (a, b):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "set", "lo", "up", ns=ns)
+    with namespaces(a, b):
         sh("ip", "link", "add", "dtvxa", "type", "veth", "peer", "name", "dtvxb")
         for ns, dev, me, peer, inner in ((a, "dtvxa", "10.80.0.1", "10.80.0.2", "10.81.0.1"),
                                          (b, "dtvxb", "10.80.0.2", "10.80.0.1", "10.81.0.2")):
@@ -73,9 +65,6 @@ def vxlan():
             sh("ip", "addr", "add", f"{inner}/24", "dev", "vx0", ns=ns)
             sh("ip", "link", "set", "vx0", "up", ns=ns)
         yield a, b
-    finally:
-        for ns in (a, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def test_vxlan_shows_the_outer_headers_appear_and_go(vxlan):

@@ -422,6 +422,86 @@ static __always_inline void headers_only(struct dt_event *e)
 		e->cap_len = end;
 }
 
+/* Calls of followed functions in progress on this CPU, innermost last, for their return: with
+ * --returns (the value goes into the call's hop) and for the functions that make clones and
+ * copies (the new skb's trail goes on from the original's). Only calls on a tracked skb are
+ * remembered: for any other the return costs one array load. */
+struct dt_call {
+	__u64 func;
+	__u64 skb;    /* the original's address */
+	__u32 hop;    /* its hop's index (nhops then) */
+	__u32 clone;  /* a clone or copy function: the returned skb continues the trail */
+};
+
+struct dt_calls {
+	__u32 depth;
+	__u32 _pad;
+	struct dt_call call[DT_FN_CALLS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_calls);
+} calls SEC(".maps");
+
+
+/* A trail that ended inside followed calls still in progress (--returns): a function that frees the
+ * packet and then returns its verdict (nf_hook_slow on an nft drop: kfree_skb, then -EPERM) would
+ * otherwise show no return value, as the trail is emitted at the free. The record is kept here,
+ * per CPU, instead, the returns of those calls are written into its hops, and it is emitted when
+ * the last of them returns (or, should a return be missed, before the next such record). */
+struct dt_pending {
+	__u64 skb;    /* the freed skb's address; 0: nothing pending */
+	struct dt_trail_event te;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_pending);
+} pending SEC(".maps");
+
+/* A call on skb `key` in progress on this CPU (remembered: with --returns, any followed call) */
+static __always_inline bool in_call(struct dt_calls *c, __u64 key)
+{
+#pragma unroll
+	for (int i = 0; i < DT_FN_CALLS; i++)
+		if (i < c->depth && c->call[i].skb == key)
+			return true;
+	return false;
+}
+
+static __always_inline void emit_pending(struct dt_pending *p)
+{
+	void *ring = dt_ring();
+
+	if (!p->skb)
+		return;
+	p->skb = 0;
+	if (ring && !bpf_ringbuf_output(ring, &p->te, sizeof(p->te), wake_flags(ring, sizeof(p->te) + 8)))
+		count(DT_STAT_EMITTED);
+	else
+		count(DT_STAT_LOST);
+}
+
+/* The trail event of trail t, its packet at its end. */
+static __always_inline void fill_trail_event(struct dt_trail_event *te, struct dt_trail *t, struct sk_buff *skb,
+					     struct net_device *dev, __u64 location, __u32 reason,
+					     enum dt_verdict verdict, __u32 netns)
+{
+	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
+	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
+		   netns, ifindex, skb->mark, bpf_get_current_pid_tgid(), true);
+	copy_headers(&te->ev, skb, DT_SNAP_MAX, true);
+	headers_only(&te->ev);
+	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
+	te->verdict = verdict;
+	te->_pad = 0;
+}
+
 /* The skb is freed: emit its trail (dropped, or with cfg.trail_all consumed), forget it. A drop
  * may start a trail (a packet created here and dropped before any other step); a consumed skb
  * never seen before is not a packet droptrace followed. */
@@ -460,6 +540,18 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		return 0;
 	}
 
+	__u32 zero = 0;
+	struct dt_calls *c = cfg.trail_returns ? bpf_map_lookup_elem(&calls, &zero) : NULL;
+	struct dt_pending *p = c ? bpf_map_lookup_elem(&pending, &zero) : NULL;
+	if (p) {
+		emit_pending(p); /* one whose calls' returns were missed: before this one */
+		if (in_call(c, key)) { /* freed inside followed calls: emitted when they have returned */
+			fill_trail_event(&p->te, t, skb, dev, location, reason, verdict, netns);
+			p->skb = key;
+			end_trail(t);
+			return 0;
+		}
+	}
 	__u64 size;
 	void *ring;
 	struct dt_trail_event *te = DT_RESERVE(ring, struct dt_trail_event, size);
@@ -468,14 +560,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		end_trail(t);
 		return 0;
 	}
-	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
-	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
-		   netns, ifindex, skb->mark, bpf_get_current_pid_tgid(), true);
-	copy_headers(&te->ev, skb, DT_SNAP_MAX, true);
-	headers_only(&te->ev);
-	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
-	te->verdict = verdict;
-	te->_pad = 0;
+	fill_trail_event(te, t, skb, dev, location, reason, verdict, netns);
 	dt_submit(ring, te, size);
 	count(DT_STAT_EMITTED);
 	end_trail(t);
@@ -518,30 +603,6 @@ int dt_trail_kfree_skb(__u64 *ctx)
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
 	return on_end(ctx, DT_HOOK_KFREE_SKB, ctx[1], reason, DT_VERDICT_DROPPED);
 }
-
-/* Calls of followed functions in progress on this CPU, innermost last, for their return: with
- * --returns (the value goes into the call's hop) and for the functions that make clones and
- * copies (the new skb's trail goes on from the original's). Only calls on a tracked skb are
- * remembered: for any other the return costs one array load. */
-struct dt_call {
-	__u64 func;
-	__u64 skb;    /* the original's address */
-	__u32 hop;    /* its hop's index (nhops then) */
-	__u32 clone;  /* a clone or copy function: the returned skb continues the trail */
-};
-
-struct dt_calls {
-	__u32 depth;
-	__u32 _pad;
-	struct dt_call call[DT_FN_CALLS];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dt_calls);
-} calls SEC(".maps");
 
 /* --functions: a kernel function that takes the skb (found in the kernel's BTF by user space, which
  * attaches the program for the argument the skb is). It only follows: a hop for an skb already
@@ -587,6 +648,24 @@ static __always_inline int on_function(void *ctx, struct sk_buff *skb, struct pt
 	return 0;
 }
 
+/* The return of a call on an skb freed inside it: into its trail, kept pending (the free happened
+ * inside this call, or one it made), which is emitted once no call on the skb is left. */
+static __always_inline void pending_return(struct dt_calls *c, struct dt_call *call, __u64 func, __s64 ret)
+{
+	__u32 zero = 0;
+	struct dt_pending *p = bpf_map_lookup_elem(&pending, &zero);
+
+	if (!p || !p->skb || p->skb != call->skb)
+		return;
+	struct dt_hop *h = &p->te.trail.hops[call->hop & (DT_TRAIL_HOPS - 1)];
+	if (h->func == func && p->te.trail.nhops - call->hop <= DT_TRAIL_HOPS) {
+		h->ret = ret;
+		h->hook = DT_FN_RETURNED;
+	}
+	if (!in_call(c, p->skb))
+		emit_pending(p);
+}
+
 /* The return of a followed function: the call's hop gets the value (--returns); a clone or copy
  * function's new skb gets a trail that goes on from the original's (its hops, then one saying
  * it is a clone), so filters and the verdict apply to it as to the original. */
@@ -606,8 +685,11 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 		return 0; /* a call not remembered (not on a tracked skb) */
 	c->depth -= 1;
 	struct dt_trail *t = find(call->skb);
-	if (!t)
+	if (!t) {
+		if (cfg.trail_returns)
+			pending_return(c, call, func, ret);
 		return 0;
+	}
 	struct dt_hop *h = &t->hops[call->hop & (DT_TRAIL_HOPS - 1)];
 	if (cfg.trail_returns && h->func == func && t->nhops - call->hop <= DT_TRAIL_HOPS) {
 		h->ret = ret;
