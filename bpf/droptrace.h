@@ -57,6 +57,12 @@ enum dt_fn {
 			       * from the original's */
 	DT_FN_ARGS = 5,       /* the skb is looked for among a function's first five arguments */
 	DT_FN_CALLS = 8,      /* calls in progress remembered per CPU for their return */
+	DT_FN_SEGMENTS = 64,  /* GSO segments of one skb_segment followed (the list it returns) */
+};
+
+/* trail: a hop that is not a step but says what changed at the step before it */
+enum dt_hop_kind {
+	DT_HOP_HEADERS = 252, /* dt_hop.headers: the packet's headers from here on */
 };
 
 /* How a trail ended */
@@ -157,18 +163,37 @@ struct dt_agg_val {
 	char ifname[16];
 };
 
+/* A packet's identity from its network header (headers.bpf.h): trail's headers where they
+ * changed. Aligned so that two compare as five 8-byte words. */
+struct dt_headers {
+	__u8 saddr[16];   /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 l3proto;    /* ethertype (skb->protocol), host order */
+	__u8 l4proto;     /* IP protocol (IPv6: the first next header) */
+	__u8 has_flow;    /* enum dt_flow bits: what above was read; 0: nothing (not IP, no header) */
+} __attribute__((aligned(8)));
+
 /* trail: one step of a packet through the stack */
 struct dt_hop {
 	__u64 ts_ns;
-	__u64 func;       /* hook DT_FN_HOOK: the function's address (bpf_get_func_ip); else 0 */
-	__u64 caller;     /* ... the address it returns to, where known; else 0 */
-	__s64 ret;        /* hook DT_FN_RETURNED: the value the function returned */
-	__u32 ifindex;
-	__u32 netns;
 	__u32 len;        /* skb->len at this hop */
-	__u16 hook;       /* enum dt_hook, or DT_FN_HOOK, DT_FN_RETURNED, DT_FN_CLONE */
+	__u16 hook;       /* enum dt_hook, or DT_FN_HOOK, DT_FN_RETURNED, DT_FN_CLONE, DT_HOP_HEADERS */
 	__u16 cpu;
-	char ifname[16];
+	union {
+		struct {  /* every hop but DT_HOP_HEADERS */
+			__u64 func;       /* hook DT_FN_HOOK: the function's address (bpf_get_func_ip); else 0 */
+			__u64 caller;     /* ... the address it returns to, where known; else 0 */
+			__s64 ret;        /* hook DT_FN_RETURNED: the value the function returned */
+			__u32 ifindex;
+			__u32 netns;
+			char ifname[16];
+		};
+		/* hook DT_HOP_HEADERS: the packet's headers changed at the hop before (NAT, a tunnel's
+		 * encapsulation or decapsulation); these are the new ones */
+		struct dt_headers headers;
+	};
 };
 
 /* trail: a tracked packet, by skb address (the map value) */
@@ -177,6 +202,8 @@ struct dt_trail {
 	__u64 last_ns;    /* the latest hop: a trail idle for cfg.trail_gap_ns is a reused address */
 	__u32 nhops;      /* hops seen; the last DT_TRAIL_HOPS are in hops[nhops % DT_TRAIL_HOPS] */
 	__u32 selected;   /* a hop passed --netns/-i (always 1 without them): emitted when it ends */
+	struct dt_headers first; /* the packet's headers at the first hop that had them */
+	struct dt_headers now;   /* ... and at the latest: a hop where they differ records them */
 	struct dt_hop hops[DT_TRAIL_HOPS];
 };
 
@@ -252,6 +279,7 @@ struct dt_contract {
 	enum dt_verdict verdict;
 	enum dt_fc_flag fc_flag;
 	enum dt_fn fn;
+	enum dt_hop_kind hop_kind;
 	union {
 		struct dt_event_stack event_stack;
 		struct dt_event_big event_big;

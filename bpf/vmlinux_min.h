@@ -80,6 +80,7 @@ struct sock {
 } __PRESERVE;
 
 struct sk_buff {
+	struct sk_buff *next;   /* in a list: GSO segments (skb_segment's result) */
 	struct net_device *dev;
 	struct sock *sk;
 	unsigned int len;

@@ -233,18 +233,28 @@ def describe_aggregate(key: Dict[str, Any], ifname: str, reason_name: Callable[[
                        symbolize: Callable[[int], str], addrs_bit: int, ports_bit: int) -> Dict[str, Any]:
     """A key of the in-kernel counts (struct dt_agg_key, by name) as the event's fields: the
     reason and location named, the flow only as far as its DT_FLOW_* bits say it was read."""
-    netns, ifindex, l3proto = key["netns"], key["ifindex"], key["l3proto"]
+    netns, ifindex = key["netns"], key["ifindex"]
     d: Dict[str, Any] = {"reason": reason_name(key["reason"]), "location": symbolize(key["location"]),
                          "netns": netns or None, "ifname": ifname or None, "ifindex": ifindex or None}
+    d.update(describe_flow(key, addrs_bit, ports_bit))
+    return d
+
+
+def describe_flow(flow: Dict[str, Any], addrs_bit: int, ports_bit: int) -> Dict[str, Any]:
+    """A packet's identity as the kernel read it from its network header (the fields l3proto,
+    l4proto, has_flow, saddr, daddr, sport, dport of struct dt_agg_key or dt_headers, by name) as
+    the event's l3, l4, saddr, daddr, sport, dport: each only as far as has_flow says it was read."""
+    l3proto = flow["l3proto"]
     l3 = ETHERTYPES.get(l3proto, f"0x{l3proto:04x}") if l3proto else None
-    d.update(l3=l3, l4=None, saddr=None, daddr=None, sport=None, dport=None)
-    flow = key["has_flow"]
-    if flow & addrs_bit and l3 in ("ipv4", "ipv6"):
+    d: Dict[str, Any] = dict(l3=l3, l4=None, saddr=None, daddr=None, sport=None, dport=None)
+    bits = flow["has_flow"]
+    if bits & addrs_bit and l3 in ("ipv4", "ipv6"):
         fam, n = (socket.AF_INET, 4) if l3 == "ipv4" else (socket.AF_INET6, 16)
-        d.update(l4=IPPROTOS.get(key["l4proto"], key["l4proto"]),
-                 saddr=socket.inet_ntop(fam, key["saddr"][:n]), daddr=socket.inet_ntop(fam, key["daddr"][:n]))
-        if flow & ports_bit:
-            d.update(sport=key["sport"], dport=key["dport"])
+        d.update(l4=IPPROTOS.get(flow["l4proto"], flow["l4proto"]),
+                 saddr=socket.inet_ntop(fam, flow["saddr"][:n]),
+                 daddr=socket.inet_ntop(fam, flow["daddr"][:n]))
+        if bits & ports_bit:
+            d.update(sport=flow["sport"], dport=flow["dport"])
     return d
 
 

@@ -1,4 +1,5 @@
 """`droptrace trail`: real packets through real namespaces, their hops from tracepoints only."""
+import contextlib
 import json
 import os
 import re
@@ -63,20 +64,32 @@ def test_full_qdisc_shows_the_queueing_and_the_drop(lab):
     assert h[-1][0] == "kfree_skb" and len(h) == 2
 
 
+def sh(*cmd, ns=None):
+    """A command, in namespace ns if given; it must succeed."""
+    full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
+    subprocess.run(full, check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def namespaces(*names):
+    """These network namespaces, each with lo up, deleted afterwards whatever happened."""
+    try:
+        for ns in names:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        yield names
+    finally:
+        for ns in names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 @pytest.fixture
 def chain():
     """client -- router -- server: two veth pairs, forwarding in the router, an nft forward
     rule that drops UDP to port 7777."""
     tag = f"dtlabt{os.getpid()}"
     c, r, s = f"{tag}c", f"{tag}r", f"{tag}s"
-
-    def sh(*cmd, ns=None):
-        full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-        subprocess.run(full, check=True, capture_output=True, text=True)
-    try:
-        for ns in (c, r, s):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "set", "lo", "up", ns=ns)
+    with namespaces(c, r, s):
         sh("ip", "link", "add", "dtc0", "type", "veth", "peer", "name", "dtr0")
         sh("ip", "link", "add", "dtr1", "type", "veth", "peer", "name", "dts0")
         for dev, ns, addr in (("dtc0", c, "10.77.1.2/24"), ("dtr0", r, "10.77.1.1/24"),
@@ -91,9 +104,6 @@ def chain():
         sh("nft", "add chain inet dtfwd forward { type filter hook forward priority 0 ; }", ns=r)
         sh("nft", "add rule inet dtfwd forward udp dport 7777 drop", ns=r)
         yield c, r, s
-    finally:
-        for ns in (c, r, s):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def send(ns, port):
@@ -239,6 +249,17 @@ def function_hooks_or_skip(*args):
     return dt
 
 
+def clone_and_original(dt):
+    """Of the two trails trail printed, the clone's (with a `clone` hop), the original's, and where
+    in the clone's hops its `clone` hop is."""
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    clone = next((t for t in trails if any(h["hook"] == "clone" for h in t["hops"])), None)
+    assert clone is not None, ([[(h["hook"], h["function"], h["ifname"]) for h in t["hops"]] for t in trails],
+                               dt.stderr)
+    original = next(t for t in trails if t is not clone)
+    return clone, original, next(i for i, h in enumerate(clone["hops"]) if h["hook"] == "clone")
+
+
 @pytest.mark.matrix
 def test_a_mirrored_copy_is_followed_as_a_clone(chain):
     """tc mirrors what the router receives on dtr0 to a veth of its own (mirred: skb_clone): with
@@ -256,13 +277,8 @@ def test_a_mirrored_copy_is_followed_as_a_clone(chain):
     with dt:
         send(c, 7777)
         assert dt.wait(90) == 0, "".join(dt.stderr)
-    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
-    clone = next((t for t in trails if any(h["hook"] == "clone" for h in t["hops"])), None)
-    assert clone is not None, ([[(h["hook"], h["function"], h["ifname"]) for h in t["hops"]] for t in trails],
-                               dt.stderr)
-    original = next(t for t in trails if t is not clone)
+    clone, original, at = clone_and_original(dt)
     assert original["reason"] == "NETFILTER_DROP"
-    at = next(i for i, h in enumerate(clone["hops"]) if h["hook"] == "clone")
     assert clone["hops"][at]["function"] == "skb_clone"
     assert ("netif_receive_skb", "dtr0", inode(r)) in hops({"hops": clone["hops"][:at]})  # the original's
     assert "dtrm" in [h["ifname"] for h in clone["hops"][at + 1:]]  # then its own, to the mirror
@@ -283,6 +299,24 @@ def test_returns_show_the_function_that_said_no(lab):
     assert t["reason"] == "IP_RPFILTER"
     said_no = [h["function"] for h in t["hops"] if h["returned"] == "-EXDEV"]
     assert said_no, t["hops"]
+    assert t["hops"][-1]["hook"] == "kfree_skb"
+
+
+@pytest.mark.matrix
+def test_returns_show_the_verdict_of_a_function_that_freed_the_packet(chain):
+    """--returns: the router's nft forward rule drops the packet inside nf_hook_slow (kfree_skb,
+    which ends the trail), which then returns -EPERM: the trail is emitted once the calls on the
+    packet have returned, with nf_hook_slow's -EPERM before the drop."""
+    c, r, s = chain
+    dt = function_hooks_or_skip("trail", "--json", "-c", "1", "-d", WAIT, "--netns", r, "--returns",
+                                f"--functions={FORWARD}", "udp dst port 7777")
+    with dt:
+        send(c, 7777)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    t = json.loads(dt.stdout[0])
+    assert t["reason"] == "NETFILTER_DROP"
+    fns = [(h["function"], h["returned"]) for h in t["hops"] if h["function"]]
+    assert ("nf_hook_slow", "-EPERM") in fns, fns
     assert t["hops"][-1]["hook"] == "kfree_skb"
 
 
@@ -341,3 +375,73 @@ def test_all_shows_a_consumed_packet(lab):
     assert t["verdict"] == "consumed" and t["reason"] is None and t["l4"] == "icmp"
     h = hops(t)
     assert ("netif_receive_skb", IFNAME, lab.inode(lab.b)) in h and h[-1][0] == "consume_skb"
+
+
+@pytest.fixture
+def bridged():
+    """A sender in namespace s, and a bridge br0 in namespace b with three ports: the sender's veth
+    (dtbs0 -- dtbb0), and two whose peers are in namespace h (dtbb1 -- dtbh1, dtbb2 -- dtbh2).
+    The sender knows 10.79.0.99 by a MAC nobody has: a frame to it is unknown unicast, which the
+    bridge floods to its two other ports (br_flood: a clone to the first, the original to the
+    last), and each copy is dropped in h (the MAC is not its own)."""
+    tag = f"dtbr{os.getpid()}"
+    s, b, h = f"{tag}s", f"{tag}b", f"{tag}h"
+    with namespaces(s, b, h):
+        sh("ip", "link", "add", "br0", "type", "bridge", ns=b)
+        for near, far, ns in (("dtbs0", "dtbb0", s), ("dtbh1", "dtbb1", h), ("dtbh2", "dtbb2", h)):
+            sh("ip", "link", "add", near, "type", "veth", "peer", "name", far)
+            sh("ip", "link", "set", near, "netns", ns)
+            sh("ip", "link", "set", far, "netns", b)
+            sh("ip", "link", "set", far, "master", "br0", ns=b)
+            sh("ip", "link", "set", far, "up", ns=b)
+            sh("ip", "link", "set", near, "up", ns=ns)
+        sh("ip", "link", "set", "br0", "up", ns=b)
+        sh("ip", "addr", "add", "10.79.0.1/24", "dev", "dtbs0", ns=s)
+        sh("ip", "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:79:99", "dev", "dtbs0", ns=s)
+        yield s, b, h
+
+
+@pytest.mark.matrix
+def test_a_bridged_copy_is_followed_as_a_clone(bridged):
+    """The bridge floods an unknown-unicast frame to its two other ports: the copy br_flood makes
+    (skb_clone) has a trail that goes on from the original's hops (the sender's, the bridge port's),
+    then `clone` by skb_clone, then its own out of one port; the original goes out of the other."""
+    s, b, h = bridged
+    dt = function_hooks_or_skip("trail", "--json", "--all", "-c", "2", "-d", WAIT, "--netns", b,
+                                "--functions=ip_rcv", "udp dst port 9")
+    with dt:
+        subprocess.run(["ip", "netns", "exec", s, sys.executable, "-m", "droptrace.lab.traffic", "udp",
+                        "10.79.0.99", "9"], check=True)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    clone, original, at = clone_and_original(dt)
+    assert clone["hops"][at]["function"] == "skb_clone"
+    before = [(x["hook"], x["ifname"]) for x in clone["hops"][:at]]
+    assert ("net_dev_queue", "dtbs0") in before and ("netif_receive_skb", "dtbb0") in before, before
+    own = {x["ifname"] for x in clone["hops"][at + 1:]}
+    theirs = {x["ifname"] for x in original["hops"]}
+    ports = {"dtbb1", "dtbb2"}
+    assert len(own & ports) == 1 and len(theirs & ports) == 1 and own & ports != theirs & ports, (own, theirs)
+
+
+GSO_SEND = ("import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.IPPROTO_UDP, 103, 1000)  # UDP_SEGMENT: segments of 1000 bytes\n"
+            "s.sendto(b'x' * 4000, ('DST', 9))\n")
+
+
+@pytest.mark.matrix
+def test_every_gso_segment_is_followed(lab):
+    """A 4000-byte UDP send with UDP_SEGMENT=1000, out of a veth whose UDP segmentation offload is
+    off: the stack segments it (skb_segment: four skbs linked by ->next), each is dropped at B's
+    closed port, and each one's trail goes on from the original's with `clone` by skb_segment."""
+    subprocess.run(["ip", "netns", "exec", lab.a, "ethtool", "-K", IFNAME, "tx-udp-segmentation", "off"],
+                   check=True, capture_output=True)
+    dt = function_hooks_or_skip("trail", "--json", "-c", "4", "-d", WAIT, "--netns", lab.b,
+                                "--functions=ip_rcv", "udp dst port 9")
+    with dt:
+        lab.run(sys.executable, "-c", GSO_SEND.replace("DST", B4), ns=lab.a)
+        assert dt.wait(90) == 0, "".join(dt.stderr)
+    trails = [json.loads(ln) for ln in dt.stdout if ln.strip()]
+    made = [[x["function"] for x in t["hops"] if x["hook"] == "clone"] for t in trails]
+    assert len(trails) == 4 and made == [["skb_segment"]] * 4, (made, [hops(t) for t in trails])
+    assert all(t["reason"] == "NO_SOCKET" for t in trails)

@@ -21,7 +21,7 @@ from .layout import load as load_layout
 OBJECT = "drops.bpf.o"
 # The enums of droptrace.h that hold constants, by their C name.
 _ENUMS = ("dt_limit", "dt_event_flag", "dt_stat", "dt_reason_mode", "dt_flow", "dt_hook", "dt_verdict",
-          "dt_fc_flag", "dt_fn")
+          "dt_fc_flag", "dt_fn", "dt_hop_kind")
 
 
 def object_path(name: str = OBJECT) -> str:

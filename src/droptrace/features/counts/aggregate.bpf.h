@@ -11,14 +11,6 @@
 #ifndef DROPTRACE_AGGREGATE_BPF_H
 #define DROPTRACE_AGGREGATE_BPF_H
 
-/* TCP, UDP, DCCP, SCTP, UDP-Lite: their first four bytes are the ports. The
- * key says (DT_FLOW_PORTS) whether they were read, so user space keeps no
- * list of its own. */
-static __always_inline bool dt_carries_ports(__u8 proto)
-{
-	return proto == 6 || proto == 17 || proto == 33 || proto == 132 || proto == 136;
-}
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 65536);
@@ -26,48 +18,18 @@ struct {
 	__type(value, struct dt_agg_val);
 } agg SEC(".maps");
 
-/* Fill the flow part of an aggregation key from the network header, read in one go: 64 bytes
- * cover an IPv4 header with the most options or an IPv6 header, and the ports after either.
- * (A header near the end of its page may not have 64 readable bytes after it: then 44, the
- * ports behind an IPv6 or option-less IPv4 header.) */
+/* The flow part of an aggregation key, from the network header (headers.bpf.h). */
 static __always_inline void agg_flow(struct dt_agg_key *k, struct sk_buff *skb, bool direct)
 {
-	unsigned char *head = DT_RD(direct, skb, head);
-	__u32 net = DT_RD(direct, skb, network_header);
-	__u8 h[64] = {};
-	__u32 got = sizeof(h), l4off;
+	struct dt_headers h = {};
 
-	if (net == DT_OFF_UNSET)
-		return;
-	if (bpf_probe_read_kernel(h, sizeof(h), head + net)) {
-		got = 44;
-		if (bpf_probe_read_kernel(h, 44, head + net))
-			return;
-	}
-	if ((h[0] >> 4) == 4 && k->l3proto == 0x0800) {
-		k->l4proto = h[9];
-		__builtin_memcpy(k->saddr, h + 12, 4);
-		__builtin_memcpy(k->daddr, h + 16, 4);
-		if (((h[6] << 8) | h[7]) & 0x1fff) { /* a later fragment: no ports */
-			k->has_flow = DT_FLOW_ADDRS;
-			return;
-		}
-		l4off = (h[0] & 0xf) * 4;
-	} else if ((h[0] >> 4) == 6 && k->l3proto == 0x86dd) {
-		k->l4proto = h[6];
-		__builtin_memcpy(k->saddr, h + 8, 16);
-		__builtin_memcpy(k->daddr, h + 24, 16);
-		l4off = 40;
-	} else {
-		return;
-	}
-	k->has_flow = DT_FLOW_ADDRS;
-	l4off &= 0x3c; /* a multiple of 4, at most 60: the verifier sees the bound */
-	if (dt_carries_ports(k->l4proto) && l4off + 4 <= got) {
-		k->sport = (h[l4off] << 8) | h[l4off + 1];
-		k->dport = (h[l4off + 2] << 8) | h[l4off + 3];
-		k->has_flow = DT_FLOW_ADDRS | DT_FLOW_PORTS;
-	}
+	dt_read_headers(&h, skb, direct);
+	k->l4proto = h.l4proto;
+	k->has_flow = h.has_flow;
+	__builtin_memcpy(k->saddr, h.saddr, sizeof(k->saddr));
+	__builtin_memcpy(k->daddr, h.daddr, sizeof(k->daddr));
+	k->sport = h.sport;
+	k->dport = h.dport;
 }
 
 static __always_inline void aggregate(struct sk_buff *skb, struct net_device *dev, __u64 location,

@@ -22,6 +22,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
 #include "kfree_skb.bpf.h"
+#include "headers.bpf.h"
 #include "aggregate.bpf.h"
 
 /* Counting a drop with no filter reads the device, namespace, interface, protocol and length,

@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         "that namespace or device at any hop (one hop in both, given both), --reason those that end "
         "dropped with that reason; a selected packet's trail is shown whole, from where droptrace first "
         "saw it. The expression and --mark match the packet as first seen (received, queued to a "
-        "device, or dropped): under NAT, with the addresses it had there."))
+        "device, or dropped): under NAT, with the addresses it had there. Where NAT or a tunnel "
+        "changes a followed packet's headers (addresses, protocol, ports; after encapsulation the "
+        "outer ones), the hop where they changed shows the new ones ('headers now ...') and the "
+        "trail the ones it was first seen with ('first seen as ...'; in --json each hop's "
+        "`headers` and the trail's `first_headers`)."))
     p.add_argument("--all", action="store_true",
                    help="every tracked packet's trail when it ends (dropped, delivered, transmitted, "
                    "consumed)")

@@ -20,7 +20,7 @@ METHODS = ("kprobe-multi", "fentry", "kprobe")
 _PROGRAM = {"kprobe-multi": "dt_fn_multi_{}", "fentry": "dt_fn_fentry_{}", "kprobe": "dt_fn_kprobe_{}"}
 ARCHES = ("x86_64",)  # where trail.bpf.c builds the function programs (a kprobe's registers)
 # The functions that make a new skb from one (their first argument): a clone shares the data, a
-# copy has its own; GSO segments are new skbs cut from the original (the first is returned).
+# copy has its own; GSO segments are new skbs cut from the original (returned as a list, by ->next).
 CLONES = ("skb_clone", "skb_copy", "__pskb_copy_fclone", "skb_copy_expand", "skb_segment")
 _CLONE = {"kprobe-multi": "dt_fn_clone_multi", "kprobe": "dt_fn_clone_kprobe"}
 _RETURN = {"kprobe-multi": "dt_fn_ret_multi", "kprobe": "dt_fn_ret_kprobe"}

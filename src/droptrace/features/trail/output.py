@@ -9,6 +9,8 @@ from ...formats.out import Output
 from ...kernel.ringbuf import Batch
 from .tracer import Hop, TrailTracer, mono_to_wall_ns
 
+HeadersT = Optional[Dict[str, Any]]
+
 RECEIVE = ("netif_receive_skb", "netif_rx", "napi_gro_receive_entry")
 
 
@@ -26,6 +28,17 @@ def verdict_of(verdict: str, hops: List[Hop]) -> str:
     if hops and not hops[-1].ifname and any(h in RECEIVE for h in before):
         return "delivered"
     return "consumed"
+
+
+def flow_text(l3: Optional[str], l4: Any, saddr: Optional[str], daddr: Optional[str], sport: Optional[int],
+              dport: Optional[int], **_: Any) -> str:
+    """`udp 10.0.0.1:5353 -> 10.0.0.2:53`: a packet's headers in one phrase (the trail's first
+    line, and where they changed)."""
+    if not saddr:
+        return f"{l3 or '?'}"
+    src = f"{saddr}:{sport}" if sport is not None else str(saddr)
+    dst = f"{daddr}:{dport}" if dport is not None else str(daddr)
+    return f"{l4 or l3 or '?'} {src} -> {dst}"
 
 
 SHAPES_MAX = 4096  # output templates kept (a storm has few; a spoofed one is cleared through)
@@ -78,15 +91,15 @@ class TrailWriter:
     def _template(self, r: bytes) -> Callable[[bytes], Any]:
         """The output of trails shaped like r, as a function of such a record."""
         records = self.tracer.records
-        e, verdict, hops, lost = records.trail(r)
+        e, verdict, hops, lost, first = records.trail(r)
         if not hops:  # not written by the kernel; shown whole if it ever is
             return lambda rec: (self.json if self.as_json else self.text)(*records.trail(rec))
         times, iso = records.times(r), self.tracer.converter.time_iso
         if self.as_json:
-            parts = self._json_parts(e, verdict, hops, lost)
+            parts = self._json_parts(e, verdict, hops, lost, first)
             length = records.packet_len if e.len is not None else None
             return lambda rec: self._fill_json(parts, times(rec), length(rec) if length else None, iso)
-        fmt = self._text_format(e, verdict, hops, lost)
+        fmt = self._text_format(e, verdict, hops, lost, first)
         return lambda rec: self._fill_text(fmt, times(rec), iso)
 
     def _fill_text(self, fmt: str, times: Sequence[int], iso: Callable[[int], str]) -> str:
@@ -108,17 +121,19 @@ class TrailWriter:
             place = self._places[(ifname, netns)] = f"{ifname or '-'}@{ns}"
         return place
 
-    def _text_format(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
-        """The block for a trail, as a %-format of the first hop's time and each hop's +µs."""
+    def _text_format(self, e: Event, verdict: str, hops: List[Hop], lost: int, first: HeadersT = None) -> str:
+        """The block for a trail, as a %-format of the first hop's time and each hop's +µs. Where
+        the packet's headers changed on the way, the headers it was first seen with, then each
+        change under its hop."""
         def lit(text: str) -> str:
             return text.replace("%", "%%")
-        src = f"{e.saddr}:{e.sport}" if e.sport is not None else str(e.saddr)
-        dst = f"{e.daddr}:{e.dport}" if e.dport is not None else str(e.daddr)
-        flow = f"{e.l4 or e.l3 or '?'} {src} -> {dst}" if e.saddr else f"{e.l3 or '?'}"
+        flow = flow_text(e.l3, e.l4, e.saddr, e.daddr, e.sport, e.dport)
         end = verdict_of(verdict, hops)
         why = f" {e.reason}" if end == "dropped" and e.reason else ""
         at = f" at {e.location}" if end == "dropped" else ""
         lines = ["%s" + lit(f"  {flow}  {end}{why}{at}")]
+        if first is not None and any(h.headers for h in hops):
+            lines.append(lit(f"  first seen as {flow_text(**first)}"))
         if lost:
             lines.append(f"  ({lost} earlier hops not kept)")
         for h in hops:
@@ -128,15 +143,18 @@ class TrailWriter:
                 (f"  from {h.caller}" if h.caller else "")
             lines.append("  +%10.1fµs  " + lit(f"{step:<24} {self._where(h.ifname, h.netns)}  len {h.len}"
                                                 f"  cpu {h.cpu}{called}"))
+            if h.headers:
+                lines.append(lit(f"{'':17}headers now {flow_text(**h.headers)}"))
         return "\n".join(lines) + "\n\n"
 
-    def text(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> str:
-        fmt = self._text_format(e, verdict, hops, lost)
+    def text(self, e: Event, verdict: str, hops: List[Hop], lost: int, first: HeadersT = None) -> str:
+        fmt = self._text_format(e, verdict, hops, lost, first)
         if not hops:
             return fmt % e.time
         return self._fill_text(fmt, [h.time_ns for h in hops], iso_time)
 
-    def _json_parts(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> List[bytes]:
+    def _json_parts(self, e: Event, verdict: str, hops: List[Hop], lost: int,
+                    first: HeadersT = None) -> List[bytes]:
         """The object for a trail, cut where its values go, in order: the trail's time (its first
         hop's), the packet's length (if it has one), each hop's time."""
         end = verdict_of(verdict, hops)
@@ -150,8 +168,9 @@ class TrailWriter:
             "tcp_flags": e.tcp_flags, "len": length if e.len is not None else None,
             "hops": [{"time": t, "hook": h.hook, "ifname": h.ifname or None, "ifindex": h.ifindex or None,
                       "netns": h.netns or None, "len": h.len, "cpu": h.cpu, "function": h.function,
-                      "caller": h.caller, "returned": h.returned} for t, h in zip(at, hops)],
-            "hops_lost": lost})
+                      "caller": h.caller, "returned": h.returned, "headers": h.headers}
+                     for t, h in zip(at, hops)],
+            "hops_lost": lost, "first_headers": first})
         cuts = ([dumps(when)[1:-1]] if hops else []) + ([dumps(length)] if e.len is not None else []) + \
             [dumps(t)[1:-1] for t in at]
         parts = [obj]
@@ -162,9 +181,9 @@ class TrailWriter:
             parts[-1:] = [head, rest]
         return parts
 
-    def json(self, e: Event, verdict: str, hops: List[Hop], lost: int) -> bytes:
-        return self._fill_json(self._json_parts(e, verdict, hops, lost), [h.time_ns for h in hops], e.len,
-                               iso_time)
+    def json(self, e: Event, verdict: str, hops: List[Hop], lost: int, first: HeadersT = None) -> bytes:
+        return self._fill_json(self._json_parts(e, verdict, hops, lost, first), [h.time_ns for h in hops],
+                               e.len, iso_time)
 
 
 def _interleave(parts: List[bytes], values: List[bytes]) -> bytes:

@@ -12,9 +12,9 @@ import operator
 import struct
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
-from ...convert import Converter
+from ...convert import Converter, describe_flow
 from ...errors import DroptraceError, UsageError
 from ...event import Event
 from ...kernel import libbpf, skb_functions, tracefs
@@ -40,6 +40,7 @@ FUNCTION_HOOK = "function"  # Hop.hook of a function's hop (Hop.function names i
 # would be when the return is hooked too
 TRAMPOLINES = ("arch_rethook_trampoline", "kretprobe_trampoline", "__kretprobe_trampoline")
 CLONE_HOOK = "clone"  # ... of a clone's or copy's first own hop (Hop.function made it)
+HEADERS_HOOK = "headers"  # ... of a headers change whose step was not kept (Hop.headers says what)
 
 
 def no_function_hooks(tried: List[Tuple[str, str]]) -> DroptraceError:
@@ -61,6 +62,18 @@ class Hop:
     function: Optional[str] = None  # hook "function": the kernel function
     caller: Optional[str] = None  # ... and where it was called from (func+0xoff), where known
     returned: Optional[str] = None  # --returns: what it returned (-EPERM, 0, 0xffff...)
+    # the packet's headers from this hop on, where they changed here (NAT, encapsulation): l3, l4,
+    # saddr, daddr, sport, dport as in the event
+    headers: Optional[Dict[str, Any]] = None
+
+
+class Trail(NamedTuple):
+    """One packet's trail, as read from its record."""
+    event: Event  # the packet at its end
+    verdict: str
+    hops: List[Hop]  # oldest first
+    lost: int  # hops not kept (the oldest)
+    first: Optional[Dict[str, Any]]  # its headers where first read (as Hop.headers), None if never
 
 
 class TrailTracer(Tracer):
@@ -208,8 +221,8 @@ class TrailTracer(Tracer):
                                          self._return_kinds)
         return self._records
 
-    def trails(self, raw: List[bytes]) -> List[Tuple[Event, str, List[Hop], int]]:
-        """Ring records -> (the packet at its end, verdict, hops oldest first, hops lost)."""
+    def trails(self, raw: List[bytes]) -> List[Trail]:
+        """Ring records -> trails."""
         return [self.records.trail(r) for r in raw]
 
 
@@ -242,6 +255,13 @@ class TrailRecords:
         self._verdict = field_at(0, te, "verdict")
         self._hops_at = tr_at + trail.offset("hops")
         self._hops = slice(self._hops_at, self._hops_at + self.keep * hop.size)
+        self._hook = struct.Struct(hop.order + f"{hop.offset('hook')}xH")  # a slot's hook
+        headers = layouts.struct("dt_headers")
+        self._headers_in_hop = field_at(0, hop, "headers")
+        self._first = field_at(tr_at, trail, "first")
+        self._headers_layout = headers
+        self._flow_bits = (layouts.const["DT_FLOW_ADDRS"], layouts.const["DT_FLOW_PORTS"])
+        self._headers_seen: Dict[bytes, Optional[Dict[str, Any]]] = {}
         # What a storm's trails of one flow that took one path have in common (the kernel zeroes the
         # bytes of their headers that differ, and captures no payload): the event without its
         # time, task, length and packet bytes (converter.keyed), the packet bytes it captured, and
@@ -266,6 +286,7 @@ class TrailRecords:
         self._fn_hooks = {c["DT_FN_HOOK"]: FUNCTION_HOOK, c["DT_FN_RETURNED"]: FUNCTION_HOOK,
                           c["DT_FN_CLONE"]: CLONE_HOOK}
         self._returned = c["DT_FN_RETURNED"]
+        self._headers_hook = c["DT_HOP_HEADERS"]
         self._symbolize = symbolize
         self._return_kinds = return_kinds or {}
         self._converter = converter
@@ -274,14 +295,42 @@ class TrailRecords:
         """Hops the trail saw (the last `keep` are in the record)."""
         return int.from_bytes(r[self._nhops], "little")
 
-    def trail(self, r: bytes) -> Tuple[Event, str, List[Hop], int]:
-        """(the packet at its end, verdict, hops oldest first, hops lost)."""
+    def _headers(self, raw: bytes) -> Optional[Dict[str, Any]]:
+        """struct dt_headers' bytes as the event's l3, l4, saddr, daddr, sport, dport; None if
+        nothing was read."""
+        d = self._headers_seen.get(raw)
+        if d is None and raw not in self._headers_seen:
+            if len(self._headers_seen) > 4096:
+                self._headers_seen.clear()
+            f = self._headers_layout.unpack(raw)
+            d = self._headers_seen[raw] = describe_flow(f, *self._flow_bits) if f["has_flow"] else None
+        return d
+
+    def _kept(self, r: bytes) -> List[int]:
+        """The slots, oldest first, that are hops of their own: all but the headers changes that
+        follow a kept step (they go into that step's Hop.headers)."""
+        n, keep, hook = self.count(r), self.keep, self._hook.unpack_from
+        slots = [i % keep for i in range(max(0, n - keep), n)]
+        return [s for j, s in enumerate(slots)
+                if not j or hook(r, self._hops_at + s * self._hop.size)[0] != self._headers_hook]
+
+    def trail(self, r: bytes) -> Trail:
+        """The trail a record holds."""
         e = self._converter.convert(r[self._ev])
         n, keep, pick, names = self.count(r), self.keep, self._pick, self._ifnames
-        slots = list(self._hop.iter_unpack(r[self._hops]))
-        steps = []
+        hops, size, at = r[self._hops], self._hop.size, self._headers_in_hop
+        slots = list(self._hop.iter_unpack(hops))
+        steps: List[Hop] = []
         for i in range(max(0, n - keep), n):
             ts, hook, ifindex, ifname, netns, length, cpu, func, caller, ret = pick(slots[i % keep])
+            if hook == self._headers_hook:
+                base = (i % keep) * size
+                headers = self._headers(hops[base + at.start:base + at.stop])
+                if steps:
+                    steps[-1].headers = headers
+                else:
+                    steps.append(Hop(ts, HEADERS_HOOK, 0, "", 0, length, cpu, headers=headers))
+                continue
             name = names.get(ifname)
             if name is None:
                 name = names[ifname] = ifname.split(b"\0", 1)[0].decode(errors="replace")
@@ -295,7 +344,7 @@ class TrailRecords:
                 steps.append(Hop(ts, self._hook_names.get(hook) or str(hook), ifindex, name, netns, length,
                                  cpu))
         verdict = self._verdicts.get(int.from_bytes(r[self._verdict], "little"), "?")
-        return e, verdict, steps, max(0, n - keep)
+        return Trail(e, verdict, steps, max(0, n - keep), self._headers(r[self._first]))
 
     def _caller(self, addr: int) -> Optional[str]:
         """Where a function was called from, or None: unknown (fentry), or hidden where its return
@@ -315,8 +364,7 @@ class TrailRecords:
 
     def times(self, r: bytes) -> Callable[[bytes], tuple]:
         """For records shaped like r: a function of a record giving its hops' times, oldest first."""
-        n = self.count(r)
-        order = [i % self.keep for i in range(max(0, n - self.keep), n)]
+        order = self._kept(r)
         unpack, at = self._times.unpack_from, self._hops_at
         if len(order) == 1:
             return lambda rec: (unpack(rec, at)[order[0]],)
@@ -332,4 +380,5 @@ def mono_to_wall_ns() -> int:
     return time.time_ns() - time.monotonic_ns()
 
 
-__all__ = ["TrailTracer", "TrailRecords", "Hop", "hooks", "pointer_arguments", "mono_to_wall_ns", "NO_ARG"]
+__all__ = ["TrailTracer", "TrailRecords", "Trail", "Hop", "hooks", "pointer_arguments", "mono_to_wall_ns",
+           "NO_ARG"]

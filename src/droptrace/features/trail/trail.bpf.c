@@ -36,6 +36,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "ring.bpf.h"
 #include "capture.bpf.h"
 #include "cbpf.bpf.h"
+#include "headers.bpf.h"
 
 /* Trails by skb address: sets of two slots, an address hashes to a set and its trail is in one of
  * the two. Finding, starting and ending a trail are a few loads and stores (a hash map's update
@@ -124,6 +125,8 @@ static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
 	end_trail(t);
 	__sync_fetch_and_add(n, 1);
 	t->nhops = 0;
+	t->first.has_flow = 0;
+	t->now.has_flow = 0;
 	t->last_ns = now;
 	t->selected = !cfg.netns_on && !cfg.ifname_on;
 	t->skb = key;
@@ -198,7 +201,49 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev)
 	return true;
 }
 
-/* One hop written in place. `direct`: skb and dev are typed pointers (tp_btf), else addresses
+static __always_inline bool same_headers(const struct dt_headers *a, const struct dt_headers *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 8; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+/* The packet's headers at this hop (addresses, protocol, ports: NAT rewrites them in place, a
+ * tunnel puts its own in front and takes them off again, and the skb stays the same). The first
+ * read are the trail's `first`; where they differ from the latest, a hop of their own
+ * (DT_HOP_HEADERS) after this one records the new ones. A hop where none can be read (not IP, no
+ * network header yet) changes nothing. */
+static __always_inline void note_headers(struct dt_trail *t, struct sk_buff *skb, __u32 len, __u64 now,
+					 bool direct)
+{
+	struct dt_headers h = {};
+
+	dt_read_headers(&h, skb, direct);
+	if (!h.has_flow)
+		return;
+	if (!t->now.has_flow) {
+		t->first = h;
+		t->now = h;
+		return;
+	}
+	if (same_headers(&h, &t->now))
+		return;
+	t->now = h;
+	struct dt_hop *x = &t->hops[t->nhops & (DT_TRAIL_HOPS - 1)];
+	x->ts_ns = now;
+	x->hook = DT_HOP_HEADERS;
+	x->cpu = bpf_get_smp_processor_id();
+	x->len = len;
+	x->headers = h;
+	t->nhops += 1;
+}
+
+/* One hop written in place, and one more after it where the packet's headers changed (the
+ * returned pointer is the step's hop). `direct`: skb and dev are typed pointers (tp_btf), else addresses
  * read through the helpers (a kprobe's registers). */
 static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff *skb, struct net_device *dev,
 					      __u32 netns, __u16 hook, __u64 now, bool direct)
@@ -228,6 +273,7 @@ static __always_inline struct dt_hop *add_hop(struct dt_trail *t, struct sk_buff
 	/* --netns and -i select a trail by any of its hops: one in that namespace, on that device */
 	if (!t->selected && netns_wanted(netns) && ifname_wanted(dev))
 		t->selected = 1;
+	note_headers(t, skb, h->len, now, direct);
 	return h;
 }
 
@@ -376,6 +422,86 @@ static __always_inline void headers_only(struct dt_event *e)
 		e->cap_len = end;
 }
 
+/* Calls of followed functions in progress on this CPU, innermost last, for their return: with
+ * --returns (the value goes into the call's hop) and for the functions that make clones and
+ * copies (the new skb's trail goes on from the original's). Only calls on a tracked skb are
+ * remembered: for any other the return costs one array load. */
+struct dt_call {
+	__u64 func;
+	__u64 skb;    /* the original's address */
+	__u32 hop;    /* its hop's index (nhops then) */
+	__u32 clone;  /* a clone or copy function: the returned skb continues the trail */
+};
+
+struct dt_calls {
+	__u32 depth;
+	__u32 _pad;
+	struct dt_call call[DT_FN_CALLS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_calls);
+} calls SEC(".maps");
+
+
+/* A trail that ended inside followed calls still in progress (--returns): a function that frees the
+ * packet and then returns its verdict (nf_hook_slow on an nft drop: kfree_skb, then -EPERM) would
+ * otherwise show no return value, as the trail is emitted at the free. The record is kept here,
+ * per CPU, instead, the returns of those calls are written into its hops, and it is emitted when
+ * the last of them returns (or, should a return be missed, before the next such record). */
+struct dt_pending {
+	__u64 skb;    /* the freed skb's address; 0: nothing pending */
+	struct dt_trail_event te;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_pending);
+} pending SEC(".maps");
+
+/* A call on skb `key` in progress on this CPU (remembered: with --returns, any followed call) */
+static __always_inline bool in_call(struct dt_calls *c, __u64 key)
+{
+#pragma unroll
+	for (int i = 0; i < DT_FN_CALLS; i++)
+		if (i < c->depth && c->call[i].skb == key)
+			return true;
+	return false;
+}
+
+static __always_inline void emit_pending(struct dt_pending *p)
+{
+	void *ring = dt_ring();
+
+	if (!p->skb)
+		return;
+	p->skb = 0;
+	if (ring && !bpf_ringbuf_output(ring, &p->te, sizeof(p->te), wake_flags(ring, sizeof(p->te) + 8)))
+		count(DT_STAT_EMITTED);
+	else
+		count(DT_STAT_LOST);
+}
+
+/* The trail event of trail t, its packet at its end. */
+static __always_inline void fill_trail_event(struct dt_trail_event *te, struct dt_trail *t, struct sk_buff *skb,
+					     struct net_device *dev, __u64 location, __u32 reason,
+					     enum dt_verdict verdict, __u32 netns)
+{
+	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
+	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
+		   netns, ifindex, skb->mark, bpf_get_current_pid_tgid(), true);
+	copy_headers(&te->ev, skb, DT_SNAP_MAX, true);
+	headers_only(&te->ev);
+	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
+	te->verdict = verdict;
+	te->_pad = 0;
+}
+
 /* The skb is freed: emit its trail (dropped, or with cfg.trail_all consumed), forget it. A drop
  * may start a trail (a packet created here and dropped before any other step); a consumed skb
  * never seen before is not a packet droptrace followed. */
@@ -414,6 +540,18 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		return 0;
 	}
 
+	__u32 zero = 0;
+	struct dt_calls *c = cfg.trail_returns ? bpf_map_lookup_elem(&calls, &zero) : NULL;
+	struct dt_pending *p = c ? bpf_map_lookup_elem(&pending, &zero) : NULL;
+	if (p) {
+		emit_pending(p); /* one whose calls' returns were missed: before this one */
+		if (in_call(c, key)) { /* freed inside followed calls: emitted when they have returned */
+			fill_trail_event(&p->te, t, skb, dev, location, reason, verdict, netns);
+			p->skb = key;
+			end_trail(t);
+			return 0;
+		}
+	}
 	__u64 size;
 	void *ring;
 	struct dt_trail_event *te = DT_RESERVE(ring, struct dt_trail_event, size);
@@ -422,14 +560,7 @@ static __always_inline int on_end(__u64 *args, enum dt_hook hook, __u64 location
 		end_trail(t);
 		return 0;
 	}
-	__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
-	fill_event(&te->ev, skb, dev, location, reason, cfg.has_reason && verdict == DT_VERDICT_DROPPED,
-		   netns, ifindex, skb->mark, bpf_get_current_pid_tgid(), true);
-	copy_headers(&te->ev, skb, DT_SNAP_MAX, true);
-	headers_only(&te->ev);
-	bpf_probe_read_kernel(&te->trail, sizeof(te->trail), t);
-	te->verdict = verdict;
-	te->_pad = 0;
+	fill_trail_event(te, t, skb, dev, location, reason, verdict, netns);
 	dt_submit(ring, te, size);
 	count(DT_STAT_EMITTED);
 	end_trail(t);
@@ -472,30 +603,6 @@ int dt_trail_kfree_skb(__u64 *ctx)
 	__u32 reason = cfg.has_reason ? (__u32)ctx[2] : 0;
 	return on_end(ctx, DT_HOOK_KFREE_SKB, ctx[1], reason, DT_VERDICT_DROPPED);
 }
-
-/* Calls of followed functions in progress on this CPU, innermost last, for their return: with
- * --returns (the value goes into the call's hop) and for the functions that make clones and
- * copies (the new skb's trail goes on from the original's). Only calls on a tracked skb are
- * remembered: for any other the return costs one array load. */
-struct dt_call {
-	__u64 func;
-	__u64 skb;    /* the original's address */
-	__u32 hop;    /* its hop's index (nhops then) */
-	__u32 clone;  /* a clone or copy function: the returned skb continues the trail */
-};
-
-struct dt_calls {
-	__u32 depth;
-	__u32 _pad;
-	struct dt_call call[DT_FN_CALLS];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dt_calls);
-} calls SEC(".maps");
 
 /* --functions: a kernel function that takes the skb (found in the kernel's BTF by user space, which
  * attaches the program for the argument the skb is). It only follows: a hop for an skb already
@@ -541,6 +648,24 @@ static __always_inline int on_function(void *ctx, struct sk_buff *skb, struct pt
 	return 0;
 }
 
+/* The return of a call on an skb freed inside it: into its trail, kept pending (the free happened
+ * inside this call, or one it made), which is emitted once no call on the skb is left. */
+static __always_inline void pending_return(struct dt_calls *c, struct dt_call *call, __u64 func, __s64 ret)
+{
+	__u32 zero = 0;
+	struct dt_pending *p = bpf_map_lookup_elem(&pending, &zero);
+
+	if (!p || !p->skb || p->skb != call->skb)
+		return;
+	struct dt_hop *h = &p->te.trail.hops[call->hop & (DT_TRAIL_HOPS - 1)];
+	if (h->func == func && p->te.trail.nhops - call->hop <= DT_TRAIL_HOPS) {
+		h->ret = ret;
+		h->hook = DT_FN_RETURNED;
+	}
+	if (!in_call(c, p->skb))
+		emit_pending(p);
+}
+
 /* The return of a followed function: the call's hop gets the value (--returns); a clone or copy
  * function's new skb gets a trail that goes on from the original's (its hops, then one saying
  * it is a clone), so filters and the verdict apply to it as to the original. */
@@ -560,27 +685,37 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 		return 0; /* a call not remembered (not on a tracked skb) */
 	c->depth -= 1;
 	struct dt_trail *t = find(call->skb);
-	if (!t)
+	if (!t) {
+		if (cfg.trail_returns)
+			pending_return(c, call, func, ret);
 		return 0;
+	}
 	struct dt_hop *h = &t->hops[call->hop & (DT_TRAIL_HOPS - 1)];
 	if (cfg.trail_returns && h->func == func && t->nhops - call->hop <= DT_TRAIL_HOPS) {
 		h->ret = ret;
 		h->hook = DT_FN_RETURNED;
 	}
-	if (!call->clone || !ret)
-		return 0;
+	if (!call->clone || !ret || (__u64)ret >= (__u64)-4095)
+		return 0; /* no copy made: NULL, or an error pointer (skb_segment) */
+	/* skb_segment returns its segments linked by ->next; the other functions a single skb, whose
+	 * ->next is NULL: each gets a trail that goes on from the original's */
 	struct sk_buff *skb = (struct sk_buff *)ret;
-	__u64 key = (__u64)ret;
 	__u64 now = bpf_ktime_get_ns();
-	struct dt_trail *n = new_trail(key, now);
-	if (!n)
-		return 0;
-	bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
-	n->nhops = t->nhops;
-	n->selected = t->selected;
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
-	h->func = func;
+	for (int i = 0; i < DT_FN_SEGMENTS && skb; i++) {
+		__u64 key = (__u64)skb;
+		struct dt_trail *n = new_trail(key, now);
+		if (!n || t->skb != call->skb)
+			return 0; /* the original's slot was taken (a copy in its set): its hops are gone */
+		bpf_probe_read_kernel(n->hops, sizeof(n->hops), t->hops);
+		n->nhops = t->nhops;
+		n->selected = t->selected;
+		n->first = t->first;
+		n->now = t->now;
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
+		h->func = func;
+		skb = BPF_CORE_READ(skb, next);
+	}
 	return 0;
 }
 
