@@ -8,7 +8,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -362,86 +361,3 @@ def test_any_sequence_of_writes_arrives_identical(sizes, nonblocking, chunk, see
     os.close(w)
     assert reader.result() == b"".join(pieces)
     assert out.bytes_written == sum(sizes)
-
-
-# -- write_behind: a thread of its own writes, in order ------------------------------------------
-def drain(fd: int, into: bytearray) -> None:
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return
-        into += chunk
-
-
-@given(st.lists(st.integers(0, 70_000), max_size=12), st.integers(1, 200_000))
-@settings(max_examples=25, deadline=None)
-def test_write_behind_writes_every_byte_in_order(sizes, limit):
-    chunks = [payload(n, seed=i) for i, n in enumerate(sizes)]
-    r, w = os.pipe()
-    got = bytearray()
-    reader = threading.Thread(target=drain, args=(r, got))
-    reader.start()
-    out = Output(w, "pipe")
-    out.write_behind(limit)
-    for c in chunks:
-        out.write(bytearray(c))  # a buffer the caller may reuse: copied when queued
-    out.close()
-    os.close(w)
-    reader.join()
-    os.close(r)
-    assert bytes(got) == b"".join(chunks)
-
-
-def test_write_behind_waits_when_its_limit_is_queued():
-    r, w = os.pipe()
-    fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
-    out = Output(w, "pipe")
-    out.write(b"f" * fcntl.fcntl(w, F_GETPIPE_SZ))  # the pipe is full: the thread's write blocks
-    out.write_behind(limit=9)
-    out.write(b"12345678")  # taken by the thread, which waits for room in the pipe
-    out.write(b"9")  # queued behind it: 9 bytes wait, the limit
-    third = threading.Thread(target=out.write, args=(b"abc",))
-    third.start()
-    third.join(0.3)
-    assert third.is_alive(), "write() queued past the limit"  # 9 + 3 > 9: it waits
-    got = bytearray()
-    reader = threading.Thread(target=drain, args=(r, got))
-    reader.start()
-    third.join()
-    out.close()
-    os.close(w)
-    reader.join()
-    os.close(r)
-    assert bytes(got).lstrip(b"f") == b"123456789abc"
-
-
-def test_write_behind_failure_is_raised_by_the_next_write_or_close():
-    out = Output.open("/dev/full")
-    out.write_behind()
-    out.write(b"x" * 100)  # queued: the failure comes later
-    with pytest.raises(OutputError, match=r"^writing /dev/full: No space left on device$"):
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until the thread has failed
-            out.write(b"y")
-    with pytest.raises(OutputError):  # and again, as a plain write would
-        out.write(b"z")
-    out.close()  # raised already: close does not say it twice
-
-    out = Output.open("/dev/full")
-    out.write_behind()
-    out.write(b"x" * 100)
-    with pytest.raises(OutputError, match="No space left on device"):
-        out.close()
-    out.close()  # once closed, closed
-
-
-def test_write_behind_failure_is_raised_by_an_empty_write():
-    # A recording with no drops after the failure must still end: the loop writes b"" per batch.
-    out = Output.open("/dev/full")
-    out.write_behind()
-    out.write(b"x" * 100)
-    deadline = time.monotonic() + 30
-    with pytest.raises(OutputError, match="No space left on device"):
-        while time.monotonic() < deadline:
-            out.write(b"")
-    out.close()

@@ -113,7 +113,8 @@ class FastRenderer:
     def write_batch(self, batch: "Batch") -> int:
         """Render the batch where it lies in the ring and write it; how many records."""
         data, n = batch.render(self.c.render_ring)
-        self._write(data)  # even empty: a recording's writing thread reports a failure then
+        if data:
+            self._write(data)
         return n
 
     # -- what C asks Python for ------------------------------------------------------------

@@ -12,9 +12,7 @@ import errno
 import os
 import select
 import sys
-import threading
-from collections import deque
-from typing import IO, Any, Deque, Optional, Union
+from typing import IO, Any, Optional, Union
 
 from ..errors import DroptraceError
 
@@ -40,7 +38,6 @@ class Output:
         self._closed = False
         self._poller: Optional[select.poll] = None
         self._file: Optional[IO[Any]] = None
-        self._behind: Optional[_Behind] = None
         if isinstance(fd_or_file, int):
             self._fd = fd_or_file
             return
@@ -87,27 +84,10 @@ class Output:
     def fileno(self) -> int:
         return self._fd
 
-    def write_behind(self, limit: int = 32 << 20) -> None:
-        """From now on, write() hands its bytes to a thread of their own, which writes them in
-        order while the caller renders the next batch. Why: a recording of a drop storm writes
-        hundreds of MB a second, and the kernel's copy into the page cache was more than half
-        of the reader's CPU (BENCHMARKS.md): in its own thread it runs on another CPU. At most
-        `limit` bytes wait (write() blocks beyond: the ring buffers then hold the rest). A
-        failure in the thread is raised, as write() would have raised it, by the next write()
-        or by close()."""
-        if self._behind is None and not self._closed:
-            self._behind = _Behind(self._write_now, limit, self.name)
-
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Write all of data, however many os.write calls that takes."""
         if self._closed:
             raise ValueError(f"write to {self.name} after close()")
-        if self._behind is not None:  # an empty write still raises the thread's failure, if any
-            self._behind.put(bytes(data))  # its own copy: the caller may reuse its buffer
-            return
-        self._write_now(data)
-
-    def _write_now(self, data: Union[bytes, bytearray, memoryview]) -> None:
         view = memoryview(data).cast("B")  # slices of a memoryview do not copy the rest each time
         done, total = 0, len(view)
         hung_up = False
@@ -139,19 +119,13 @@ class Output:
         """Closes the fd only if open() opened it; calling it again does nothing."""
         if self._closed:
             return
-        behind, self._behind = self._behind, None
         self._closed = True
         self._poller = None
-        try:
-            if behind is not None:
-                behind.finish()  # every queued byte written, or the failure raised (once)
-        finally:
-            if self._owned:
-                try:
-                    os.close(self._fd)  # on NFS, close() is where a late ENOSPC or EIO shows up
-                except OSError as e:
-                    if behind is None or not behind.failed:  # else the write's error stands
-                        raise self._error(e) from e
+        if self._owned:
+            try:
+                os.close(self._fd)  # on NFS, close() is where a late ENOSPC or EIO shows up
+            except OSError as e:
+                raise self._error(e) from e
 
     def __enter__(self) -> "Output":
         return self
@@ -182,64 +156,3 @@ class Output:
 
     def _error(self, e: OSError) -> OutputError:
         return OutputError(f"writing {self.name}: {e.strerror or e}")
-
-
-class _Behind:
-    """Output.write_behind's thread and its queue: bytes written in the order given."""
-
-    def __init__(self, write: Any, limit: int, name: str) -> None:
-        self._write, self._limit = write, limit
-        self._queue: Deque[bytes] = deque()
-        self._queued = 0
-        self._cond = threading.Condition()
-        self._done = False
-        self._error: Optional[BaseException] = None
-        self.failed = False
-        self._thread = threading.Thread(target=self._run, name=f"write {name}", daemon=True)
-        self._thread.start()
-
-    def put(self, data: bytes) -> None:
-        with self._cond:
-            while self._error is None and self._queue and self._queued + len(data) > self._limit:
-                self._cond.wait()
-            if self._error is not None:  # as a write to the failed fd would, every time
-                self.failed = True
-                raise self._error
-            if not data:
-                return
-            self._queue.append(data)
-            self._queued += len(data)
-            self._cond.notify_all()
-
-
-    def finish(self) -> None:
-        """Wait until every queued byte is written; raise what failed."""
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
-        self._thread.join()
-        if self._error is not None and not self.failed:  # not yet raised by a write()
-            self.failed = True
-            raise self._error
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._done:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                data = self._queue[0]
-            try:
-                self._write(data)
-            except BaseException as e:  # handed to the caller's thread, which raises it
-                with self._cond:
-                    self._error = e
-                    self._queue.clear()
-                    self._queued = 0
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._queue.popleft()
-                self._queued -= len(data)
-                self._cond.notify_all()

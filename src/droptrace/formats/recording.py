@@ -64,7 +64,6 @@ class Recorder(EventSink):
 
     def open(self) -> None:
         self.out = Output.open(self.path)
-        self.out.write_behind()  # a storm's recording: the kernel's copy on another CPU
         if self.fmt == "pcapng":
             self.writer = pcapng.Writer(self.out)
         elif self.fmt == "pcap":
@@ -74,8 +73,6 @@ class Recorder(EventSink):
 
     def write(self, events: List[Event]) -> None:
         self.writer.write(self._trimmed(events))
-        if not events and self.out is not None:
-            self.out.write(b"")  # no drops now: a failure of the writing thread still ends the run
 
     def _trimmed(self, events: List[Event]) -> List[Event]:
         if self.snaplen is not None:
