@@ -274,7 +274,7 @@ class PcapngRenderer(FastRenderer):
         if e.stack is not None:
             items.append((op.OP_STACK, HUMAN))
         items += [(op.OP_OPT_END,), (op.OP_OPT_BEGIN, pcap.OPT_COMMENT), pcap.MACHINE_PREFIX.encode()]
-        items += self.json_object(pcap.machine_dict(e), _json_dumps, MACHINE)
+        items += self.json_object(pcap.machine_dict(self._trimmed(e)), _json_dumps, MACHINE)  # as stored
         return items + [(op.OP_OPT_END,), struct.pack("<HH", pcap.OPT_END, 0), (op.OP_BLOCK_END,)]
 
 
