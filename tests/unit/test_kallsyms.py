@@ -87,3 +87,15 @@ def test_reading_in_the_background_waits_for_the_first_name():
         raise PermissionError("kallsyms")
     with pytest.raises(PermissionError):
         Reading(broken).symbolize(0xFFFFFFFF81000010)
+
+
+def test_names_come_from_the_text_line_of_that_address():
+    # the same address as a data symbol first, a module's symbol, and a name that only ends alike
+    blob = (b"ffffffff81000000 D data_first\n"
+            b"ffffffff81000000 T text_second\n"
+            b"ffffffff8100000f t xffffffff81000000 \n"
+            b"ffffffffc0001000 t nft_do_chain\t[nf_tables]\n")
+    k = Kallsyms(blob)
+    assert k.symbolize(0xFFFFFFFF81000004) == "text_second+0x4"
+    assert k.symbolize(0xFFFFFFFFC0001010) == "nft_do_chain+0x10 [nf_tables]"
+    assert k.symbolize(0xFFFFFFFF81000010) == "xffffffff81000000+0x1"
