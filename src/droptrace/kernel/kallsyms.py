@@ -96,7 +96,7 @@ class Kallsyms:
                 if m:
                     return m.group(1).decode(errors="replace"), (m.group(2) or b"").decode(errors="replace")
             pos = blob.find(needle, pos + 1)
-        line = re.compile(rb"^0*%x [tTwW] (\S+)(?:\s+\[([^\]]+)\])?" % addr, re.M | re.I)  # other forms
+        line = re.compile(rb"^0*%x [tTwW] " % addr + _NAME_MODULE.pattern, re.M | re.I)  # other forms
         m = line.search(blob)
         assert m is not None, "an address read from the text is in it"
         return m.group(1).decode(errors="replace"), (m.group(2) or b"").decode(errors="replace")

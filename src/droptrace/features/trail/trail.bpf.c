@@ -648,6 +648,17 @@ static __always_inline int on_function(void *ctx, struct sk_buff *skb, struct pt
 	return 0;
 }
 
+/* --returns: the value a followed call returned, into its hop (if that hop is still kept). */
+static __always_inline void set_return(struct dt_trail *t, struct dt_call *call, __u64 func, __s64 ret)
+{
+	struct dt_hop *h = &t->hops[call->hop & (DT_TRAIL_HOPS - 1)];
+
+	if (h->func == func && t->nhops - call->hop <= DT_TRAIL_HOPS) {
+		h->ret = ret;
+		h->hook = DT_FN_RETURNED;
+	}
+}
+
 /* The return of a call on an skb freed inside it: into its trail, kept pending (the free happened
  * inside this call, or one it made), which is emitted once no call on the skb is left. */
 static __always_inline void pending_return(struct dt_calls *c, struct dt_call *call, __u64 func, __s64 ret)
@@ -657,11 +668,7 @@ static __always_inline void pending_return(struct dt_calls *c, struct dt_call *c
 
 	if (!p || !p->skb || p->skb != call->skb)
 		return;
-	struct dt_hop *h = &p->te.trail.hops[call->hop & (DT_TRAIL_HOPS - 1)];
-	if (h->func == func && p->te.trail.nhops - call->hop <= DT_TRAIL_HOPS) {
-		h->ret = ret;
-		h->hook = DT_FN_RETURNED;
-	}
+	set_return(&p->te.trail, call, func, ret);
 	if (!in_call(c, p->skb))
 		emit_pending(p);
 }
@@ -690,11 +697,8 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 			pending_return(c, call, func, ret);
 		return 0;
 	}
-	struct dt_hop *h = &t->hops[call->hop & (DT_TRAIL_HOPS - 1)];
-	if (cfg.trail_returns && h->func == func && t->nhops - call->hop <= DT_TRAIL_HOPS) {
-		h->ret = ret;
-		h->hook = DT_FN_RETURNED;
-	}
+	if (cfg.trail_returns)
+		set_return(t, call, func, ret);
 	if (!call->clone || !ret || (__u64)ret >= (__u64)-4095)
 		return 0; /* no copy made: NULL, or an error pointer (skb_segment) */
 	/* skb_segment returns its segments linked by ->next; the other functions a single skb, whose
@@ -712,7 +716,7 @@ static __always_inline int on_return(void *ctx, __s64 ret)
 		n->first = t->first;
 		n->now = t->now;
 		struct net_device *dev = BPF_CORE_READ(skb, dev);
-		h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
+		struct dt_hop *h = add_hop(n, skb, dev, netns_of(dev, skb, false), DT_FN_CLONE, now, false);
 		h->func = func;
 		skb = BPF_CORE_READ(skb, next);
 	}
