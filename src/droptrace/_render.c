@@ -81,6 +81,7 @@ typedef struct {
     PyObject *comm_cb[NSLOT], *stack_cb[NSLOT];
     PyObject *comm_cache[NSLOT], *stack_cache[NSLOT];
     unsigned char *key, *memo_key;
+    unsigned char *pad;     /* a trimmed record, zero-padded to min_size */
     Py_ssize_t memo_len;
     PyObject *memo_tpl;
     int iso_ok, clock_ok;
@@ -354,7 +355,8 @@ static int Renderer_init(Renderer *r, PyObject *args, PyObject *kw)
     r->key_max = head + r->snap_area;
     r->key = PyMem_Malloc(r->key_max + 1);
     r->memo_key = PyMem_Malloc(r->key_max + 1);
-    if (r->key == NULL || r->memo_key == NULL) {
+    r->pad = PyMem_Malloc(r->min_size);
+    if (r->key == NULL || r->memo_key == NULL || r->pad == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -444,6 +446,7 @@ static void Renderer_dealloc(Renderer *r)
     PyMem_Free(r->ranges);
     PyMem_Free(r->key);
     PyMem_Free(r->memo_key);
+    PyMem_Free(r->pad);
     for (int i = 0; i < NSLOT; i++) {
         PyMem_Free(r->comm_memo[i]);
         PyMem_Free(r->stack_memo[i]);
@@ -841,6 +844,14 @@ static int render_one(Renderer *r, const unsigned char *rec, Py_ssize_t n)
     int sized = 0;
     for (int i = 0; i < r->nsizes; i++)
         sized |= n == r->sizes[i];
+    if (!sized && n >= r->data_at && n < r->min_size) {
+        /* trimmed by BPF to its packet (drops.bpf.c): read as if zero-padded, as Python does */
+        memcpy(r->pad, rec, n);
+        memset(r->pad + n, 0, r->min_size - n);
+        rec = r->pad;
+        n = r->min_size;
+        sized = 1;
+    }
     if (!sized)  /* a record this object does not write: Python decides (it refuses it) */
         return python(r, rec, n, NULL);
     uint64_t ts = rd(rec, r->ts), wall;
@@ -954,12 +965,18 @@ static PyObject *Renderer_key(Renderer *r, PyObject *raw)
     Py_buffer view;
     if (PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE) < 0)
         return NULL;
+    const unsigned char *rec = view.buf;
     if (view.len < r->min_size) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "record shorter than the layout");
-        return NULL;
+        if (view.len < r->data_at) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "record shorter than the layout");
+            return NULL;
+        }
+        memcpy(r->pad, rec, view.len);  /* trimmed: as render_one reads it */
+        memset(r->pad + view.len, 0, r->min_size - view.len);
+        rec = r->pad;
     }
-    Py_ssize_t n = make_key(r, view.buf);
+    Py_ssize_t n = make_key(r, rec);
     PyBuffer_Release(&view);
     return PyBytes_FromStringAndSize((const char *)r->key, n);
 }

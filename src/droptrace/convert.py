@@ -179,8 +179,10 @@ class Converter:
         return hit
 
     def check(self, raw: bytes) -> None:
-        """A record of a size this object does not write means a stale install: say so once."""
-        if len(raw) not in (self.record_size, self.stack_at + self.stack_bytes):
+        """A record of a size this object does not write means a stale install: say so once.
+        (Without a stack, BPF trims a record to its packet: any size from data_at up.)"""
+        if len(raw) not in (self.record_size, self.stack_at + self.stack_bytes) and not (
+                self.data_at <= len(raw) < self.record_size):
             from .errors import DroptraceError
 
             raise DroptraceError(f"event of {len(raw)} bytes from BPF, expected {self.record_size}: the "

@@ -18,9 +18,10 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from .errors import DroptraceError, UsageError
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
-# In all; each CPU an even share (kernel/ringbuf.per_cpu_bytes). 16 MiB a CPU holds ~40 ms of a
-# 1M drops/s flood: what a reader held off its CPU needs here (BENCHMARKS.md).
-DEFAULT_RING_MB = 32
+# In all; each CPU an even share (kernel/ringbuf.per_cpu_bytes). 32 MiB a CPU holds ~190 ms of a
+# 1M drops/s flood of small packets (176-byte records: drops.bpf.c trims each to its packet): what
+# a reader held up writing its file (this VM: fresh memory, 2-4x the cost) needed (BENCHMARKS.md).
+DEFAULT_RING_MB = 64
 DEFAULT_SNAPLEN = 128  # bytes of each packet a recording keeps by default: its headers
 MAX_RING_MB = 1024
 MAX_SECONDS = 366 * 86400  # a year: anything longer is a typo, and time arithmetic stays finite

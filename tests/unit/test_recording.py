@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from droptrace.errors import DroptraceError
+from droptrace.event import iso_time
 from droptrace.formats import pcapng
 from droptrace.formats.out import Output
 from droptrace.formats.recording import Recording
@@ -135,11 +136,20 @@ def recorded_events(draw):
         packet = packet[:cut]  # the fields stay as decoded before the cut
     if draw(st.booleans()):
         e.sport = 7 if e.sport != 7 else 8  # a field the bytes do not say
-    e.time = "2026-12-06T10:00:00.000001+00:00"
     e.ifname = draw(st.sampled_from([None, "eth0", "veth-a b"]))
     e.ifindex = draw(st.sampled_from([None, 3]))
-    e.netns, e.cpu, e.pid, e.tid, e.comm = 4026531840, 1, 42, 43, "nc"
-    e.packet, e.link_ethernet, e.ts_ns, e.wire_len = packet, ethernet, 1_765_000_000_000_001_000, 60
+    # The human comment's fields, as the kernel gives them and as other files may hold them.
+    e.reason = draw(st.sampled_from([None, "NO_SOCKET", "drop", "two words"]))
+    e.location = draw(st.sampled_from([None, "udp_rcv+0x1", "?", "a b"]))
+    e.netns = draw(st.sampled_from([None, 0, 4026531840, "4026531840"]))
+    e.cpu, e.pid, e.tid = (draw(st.sampled_from([None, 0, 1, 2**32 - 1])) for _ in range(3))
+    e.comm = draw(st.one_of(st.sampled_from([None, "", "nc", "x (task on CPU 1)", "a\n  #0 f+0x1",
+                                             "b; pid 3 comm y", "-", "ümlaut"]), st.text(max_size=16)))
+    e.stack = draw(st.sampled_from([None, [], ["f+0x1", "g+0x2 [mod]"], ["x (task on CPU 2)"]]))
+    e.packet, e.link_ethernet, e.wire_len = packet, ethernet, 60
+    e.ts_ns = draw(st.sampled_from([1_765_000_000_000_001_000, 1_765_000_000_000_001_999]))
+    # the EPB's time, or one it does not say (another recording's)
+    e.time = draw(st.sampled_from([iso_time(e.ts_ns // 1000 * 1000), "2026-12-06T10:00:00.000001+00:00"]))
     return e
 
 
@@ -165,3 +175,14 @@ def test_the_machine_comment_leaves_out_what_the_bytes_say():
     assert not {"l3", "l4", "saddr", "daddr", "sport", "dport", "ifname"} & set(d)
     e.dport = 9  # not what the bytes say: kept
     assert pcapng.machine_dict(e)["dport"] == 9
+
+
+def test_the_machine_comment_leaves_out_what_the_human_comment_and_timestamp_say():
+    e = ev(l3="ipv4", l4="udp", saddr="10.0.0.1", daddr="10.0.0.2", sport=5, dport=6)
+    e.packet, e.ifname, e.reason, e.location, e.netns = headers(e), "eth0", "NO_SOCKET", "udp_rcv+0x1", 7
+    e.pid, e.tid, e.cpu, e.comm, e.ts_ns = 42, 43, 1, "x (task on CPU 9)", 1_765_000_000_000_001_000
+    e.time = iso_time(e.ts_ns)
+    assert set(pcapng.machine_dict(e)) == {"reason_code", "len", "mark", "ifindex", "tid"} & set(e.to_dict())
+    assert pcapng.human_fields(pcapng.human_comment(e), None)["comm"] == "x (task on CPU 9)"
+    e.location = "a b"  # a location the comment cannot give back whole: kept
+    assert pcapng.machine_dict(e)["location"] == "a b"

@@ -3,8 +3,9 @@
 Each drop is an Enhanced Packet Block with the captured header bytes and two
 comments: one for people (reason, location, namespace, interface, task, and
 the stack with --stack), one machine-readable (`droptrace:` + JSON of the
-event's fields) so `droptrace report` and `droptrace.read` can rebuild the
-events. Interfaces get Interface Description Blocks per (namespace, name,
+event's fields that the rest of the block does not say: machine_dict) so
+`droptrace report` and `droptrace.read` can rebuild the events. Interfaces
+get Interface Description Blocks per (namespace, name,
 link type): Ethernet where the MAC header was captured, raw IP where not.
 Blocks are written whole, so a killed run leaves a file readable up to its
 last complete block. A finished recording ends with an Interface Statistics
@@ -15,6 +16,7 @@ carries the whole summary (with --rate-limit's suppressed count).
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
@@ -90,17 +92,42 @@ def machine_comment(e: Event) -> str:
 
 def machine_dict(e: Event) -> Dict[str, Any]:
     """The event's fields as the `droptrace:` comment carries them: less what the Reader gets
-    back from the block itself, the packet's fields where its stored bytes decode to the same
-    values, and the interface's name where its IDB names it. Why: in a storm the comment was
-    two thirds of each block, and a recording's bytes are what it costs (BENCHMARKS.md)."""
+    back from the rest of the block (the time from its timestamp, the packet's fields where its
+    stored bytes decode to the same values, the interface's name from its IDB, and the reason,
+    location, namespace and task from the human comment). Why: in a storm the comment was two
+    thirds of each block, and a recording's bytes are what it costs (BENCHMARKS.md)."""
     d = e.to_dict(with_stack=e.stack is not None)
     linktype = LINKTYPE_ETHERNET if e.link_ethernet else LINKTYPE_RAW
-    for k, v in (packet_fields(stored(e), linktype) or {}).items():
-        if d[k] == v:
+    given = dict(packet_fields(stored(e), linktype) or {})
+    given.update(human_fields(human_comment(e), e.stack))
+    given["time"] = iso_time(e.ts_ns // 1000 * 1000)  # what the EPB's microseconds say
+    for k, v in given.items():
+        if k in d and d[k] == v and type(d[k]) is type(v):
             del d[k]
     if e.ifname:  # Writer.interface names the IDB after it
         del d["ifname"]
     return d
+
+
+# The human comment, parsed back. Only the interface name and the task's name are free text: the
+# first cannot hold a space, the second runs to the comment's fixed end (its stack lines cut first).
+_HUMAN = re.compile(r"(?P<reason>\S+) at (?P<location>\S+); netns (?P<netns>\S+); ifname \S+; "
+                    r"pid (?P<pid>\d+) comm (?P<comm>.*) \(task on CPU (?P<cpu>\d+)\)\Z", re.S)
+
+
+def human_fields(comment: str, stack: Optional[List[str]]) -> Dict[str, Any]:
+    """The fields a human comment says (none if it is not one of droptrace's); `stack` is the
+    event's, whose lines end the comment. machine_dict leaves out those it gets back whole."""
+    tail = human_stack(stack or [])
+    if not comment.endswith(tail):
+        return {}
+    m = _HUMAN.match(comment[:len(comment) - len(tail)])
+    if m is None:
+        return {}
+    netns = m["netns"]
+    return {"reason": m["reason"], "location": m["location"],
+            "netns": None if netns == "-" else int(netns) if netns.isdigit() else netns,
+            "pid": int(m["pid"]), "comm": m["comm"], "cpu": int(m["cpu"])}
 
 
 class Writer:
@@ -279,17 +306,30 @@ class Reader:
         linktype, tick, ifname = ifaces[idx] if idx < len(ifaces) else (LINKTYPE_RAW, 1000, None)
         ts_ns = ((hi << 32) | lo) * tick
         opts = _parse_options(body[20 + caplen + (-caplen % 4):], endian)
-        meta = None
+        meta, comments = None, []
         for c, v in opts:
-            if c == OPT_COMMENT and v.startswith(MACHINE_PREFIX.encode()):
+            if c != OPT_COMMENT:
+                continue
+            if v.startswith(MACHINE_PREFIX.encode()):
                 try:
                     meta = json.loads(v.decode(errors="replace")[len(MACHINE_PREFIX):])
                 except ValueError:
                     meta = None
+            else:
+                comments.append(v.decode(errors="replace"))
         ethernet = linktype == LINKTYPE_ETHERNET
         if not isinstance(meta, dict):
             self.foreign += 1
             meta = {"ifname": ifname, "len": orig, "time": iso_time(ts_ns)}
+        else:  # what machine_dict left to the rest of the block
+            stack = meta.get("stack")
+            for text in comments:
+                said = human_fields(text, stack if isinstance(stack, list) else None)
+                if said:
+                    for k, v in said.items():
+                        meta.setdefault(k, v)
+                    break
+            meta.setdefault("time", iso_time(ts_ns))
         meta.setdefault("ifname", ifname)  # machine_dict leaves it to the IDB
         _decoded(meta, data, linktype)
         return Event.from_dict(meta, packet=data, link_ethernet=ethernet, ts_ns=ts_ns, wire_len=orig)

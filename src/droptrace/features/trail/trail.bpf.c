@@ -476,12 +476,10 @@ static __always_inline bool in_call(struct dt_calls *c, __u64 key)
 
 static __always_inline void emit_pending(struct dt_pending *p)
 {
-	void *ring = dt_ring();
-
 	if (!p->skb)
 		return;
 	p->skb = 0;
-	if (ring && !bpf_ringbuf_output(ring, &p->te, sizeof(p->te), wake_flags(ring, sizeof(p->te) + 8)))
+	if (dt_output(&p->te, sizeof(p->te)))
 		count(DT_STAT_EMITTED);
 	else
 		count(DT_STAT_LOST);
