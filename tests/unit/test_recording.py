@@ -186,3 +186,14 @@ def test_the_machine_comment_leaves_out_what_the_human_comment_and_timestamp_say
     assert pcapng.human_fields(pcapng.human_comment(e), None)["comm"] == "x (task on CPU 9)"
     e.location = "a b"  # a location the comment cannot give back whole: kept
     assert pcapng.machine_dict(e)["location"] == "a b"
+
+
+HUMANISH = r"\S+ at \S+; netns \S+; ifname \S+; pid \d+ comm .* \(task on CPU \d+\)"
+
+
+@given(st.one_of(st.text(), st.from_regex(HUMANISH, fullmatch=True)),
+       st.one_of(st.none(), st.lists(st.text(max_size=8), max_size=3)))
+def test_any_human_comment_gives_fields_or_none(text, stack):
+    """Another tool's, or an edited, comment: what it says, or nothing; never an exception."""
+    got = pcapng.human_fields(text + pcapng.human_stack(stack or []), stack)
+    assert got == {} or set(got) == {"reason", "location", "netns", "pid", "comm", "cpu"}

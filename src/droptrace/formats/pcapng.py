@@ -112,7 +112,7 @@ def machine_dict(e: Event) -> Dict[str, Any]:
 # The human comment, parsed back. Only the interface name and the task's name are free text: the
 # first cannot hold a space, the second runs to the comment's fixed end (its stack lines cut first).
 _HUMAN = re.compile(r"(?P<reason>\S+) at (?P<location>\S+); netns (?P<netns>\S+); ifname \S+; "
-                    r"pid (?P<pid>\d+) comm (?P<comm>.*) \(task on CPU (?P<cpu>\d+)\)\Z", re.S)
+                    r"pid (?P<pid>[0-9]+) comm (?P<comm>.*) \(task on CPU (?P<cpu>[0-9]+)\)\Z", re.S)
 
 
 def human_fields(comment: str, stack: Optional[List[str]]) -> Dict[str, Any]:
@@ -126,7 +126,7 @@ def human_fields(comment: str, stack: Optional[List[str]]) -> Dict[str, Any]:
         return {}
     netns = m["netns"]
     return {"reason": m["reason"], "location": m["location"],
-            "netns": None if netns == "-" else int(netns) if netns.isdigit() else netns,
+            "netns": None if netns == "-" else int(netns) if netns.isascii() and netns.isdigit() else netns,
             "pid": int(m["pid"]), "comm": m["comm"], "cpu": int(m["cpu"])}
 
 
