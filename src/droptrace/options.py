@@ -19,9 +19,12 @@ from .errors import DroptraceError, UsageError
 
 HOOKS = ("tp_btf", "raw_tp", "tracepoint")
 # In all; each CPU an even share (kernel/ringbuf.per_cpu_bytes). 32 MiB a CPU holds ~190 ms of a
-# 1M drops/s flood of small packets (176-byte records: drops.bpf.c trims each to its packet): what
-# a reader held up writing its file (this VM: fresh memory, 2-4x the cost) needed (BENCHMARKS.md).
+# 1M drops/s flood of small packets (176-byte records: drops.bpf.c trims each to its packet).
 DEFAULT_RING_MB = 64
+# `record` writes every drop to a file (~400 MB/s in such a flood): new pages of a file (this VM:
+# memory the host took back, 2-4x the cost), or a disk's writeback throttling, hold its reader
+# longer than a stream's; one round in five of the bench lost 0.1% at 64 (BENCHMARKS.md).
+DEFAULT_RECORD_RING_MB = 128
 DEFAULT_SNAPLEN = 128  # bytes of each packet a recording keeps by default: its headers
 MAX_RING_MB = 1024
 MAX_SECONDS = 366 * 86400  # a year: anything longer is a typo, and time arithmetic stays finite

@@ -58,14 +58,14 @@ def add_run_options(p: argparse.ArgumentParser, what: str = "drops") -> None:
     p.add_argument("-d", "--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
 
 
-def add_stream_options(p: argparse.ArgumentParser) -> None:
+def add_stream_options(p: argparse.ArgumentParser, ring_mb: int = opt.DEFAULT_RING_MB) -> None:
     """The ring buffer's knobs, for the modes that stream events (stream, record)."""
     p.add_argument("--rate-limit", type=arg(opt.rate_limit), metavar="N",
                    help="at most N events per second; the rest are counted (in the kernel) and "
                    "reported as suppressed")
-    p.add_argument("--ring-buffer", type=arg(opt.ring_mb), default=opt.DEFAULT_RING_MB, metavar="MB",
+    p.add_argument("--ring-buffer", type=arg(opt.ring_mb), default=ring_mb, metavar="MB",
                    help="the kernel ring buffers' size in all, a power of two: each CPU has its own "
-                   f"ring, an even share of it (at least 1 MB) (default {opt.DEFAULT_RING_MB})")
+                   f"ring, an even share of it (at least 1 MB) (default {ring_mb})")
 
 
 LIVE = "in the kernel"

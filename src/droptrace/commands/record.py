@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 from ..event import Event
 from ..features.drops.tracer import DropTracer
 from ..formats.recording import FORMATS, Recorder, format_for
-from ..options import DEFAULT_SNAPLEN, snap_length
+from ..options import DEFAULT_RECORD_RING_MB, DEFAULT_SNAPLEN, snap_length
 from .common import (
     LIVE_OR_READ,
     Parser,
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the payload too, up to a full Ethernet frame, from the skb's linear data")
     p.add_argument("--stack", action="store_true", help="add the kernel stack to each drop")
     add_run_options(p)
-    add_stream_options(p)
+    add_stream_options(p, DEFAULT_RECORD_RING_MB)
     add_trace_options(p, LIVE_OR_READ)
     return p
 
