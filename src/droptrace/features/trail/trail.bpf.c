@@ -138,9 +138,10 @@ static __always_inline struct dt_trail *new_trail(__u64 key, __u64 now)
  * every packet on the host may land here (a packet that moves to another CPU is filtered again
  * there, with the same answer). An entry is forgotten when its skb is freed or read by a socket
  * where a tracepoint sees it, and is ignored after REJECT_NS: a freed skb's address is soon
- * another packet's, and not every free passes a tracepoint (6.18 defers some): an IPv6 neighbour
- * solicitation rejected by "udp", freed unseen, and a wanted UDP packet at its address within the
- * second the trail gap allowed made that packet invisible (the e2e tests failed one run in two).
+ * another packet's, and not every free passes a tracepoint (6.18 defers some): a packet rejected
+ * by "udp" (the new links' IPv6 neighbour discovery, likely), freed unseen, and a wanted UDP packet
+ * at its address within the second the trail gap allowed, made that packet invisible (the trail
+ * e2e tests failed one run in two or four here).
  * A rejected packet's steps are microseconds apart; one held longer is only filtered again. */
 #define REJECT_SLOTS 256
 #define REJECT_NS 2000000ULL
