@@ -36,9 +36,12 @@ static __always_inline void *dt_ring(void)
  * event without wakeups, 700-1450 with the default, more when forcing one per event above a
  * mark). With cfg.wake_bytes the reader is woken once, when the queue grows past that mark; it
  * also polls on a short timer, which bounds how late a lone event shows. */
-static __always_inline __u64 wake_flags(__u64 queued, __u64 size)
+static __always_inline __u64 wake_flags(void *ring, __u64 size, __u64 not_yet_in)
 {
-	/* queued: what the ring holds with this record */
+	if (!cfg.wake_bytes)
+		return 0;
+	/* what the ring holds with this record (`not_yet_in` of which it does not hold yet) */
+	__u64 queued = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) + not_yet_in;
 	return queued >= cfg.wake_bytes && queued < cfg.wake_bytes + size ? BPF_RB_FORCE_WAKEUP
 									   : BPF_RB_NO_WAKEUP;
 }
@@ -47,10 +50,7 @@ static __always_inline __u64 wake_flags(__u64 queued, __u64 size)
  * above. */
 static __always_inline void dt_submit(void *ring, void *e, __u64 size)
 {
-	if (!cfg.wake_bytes)
-		bpf_ringbuf_submit(e, 0);
-	else /* the record's 8-byte header counts too */
-		bpf_ringbuf_submit(e, wake_flags(bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA), size + 8));
+	bpf_ringbuf_submit(e, wake_flags(ring, size + 8, 0)); /* and the record's 8-byte header */
 }
 
 /* Copy `size` bytes at e into this CPU's ring as one record (waking the reader as above); false
@@ -62,9 +62,7 @@ static __always_inline bool dt_output(void *e, __u64 size)
 
 	if (!ring)
 		return false;
-	__u64 flags = cfg.wake_bytes ? wake_flags(bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) + size + 8, size + 8)
-				     : 0;
-	return bpf_ringbuf_output(ring, e, size, flags) == 0;
+	return bpf_ringbuf_output(ring, e, size, wake_flags(ring, size + 8, size + 8)) == 0;
 }
 
 /* A reservation for one `type` in this CPU's ring buffer (`ring` set to it, for dt_submit; `size`

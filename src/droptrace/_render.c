@@ -839,16 +839,22 @@ static int run(Renderer *r, Template *t, const unsigned char *rec, Py_ssize_t n,
     return 0;
 }
 
+/* A record BPF trimmed to its packet (drops.bpf.c), n bytes from data_at to below min_size: its
+ * copy zero-padded to min_size, as Python reads it. */
+static const unsigned char *padded(Renderer *r, const unsigned char *rec, Py_ssize_t n)
+{
+    memcpy(r->pad, rec, n);
+    memset(r->pad + n, 0, r->min_size - n);
+    return r->pad;
+}
+
 static int render_one(Renderer *r, const unsigned char *rec, Py_ssize_t n)
 {
     int sized = 0;
     for (int i = 0; i < r->nsizes; i++)
         sized |= n == r->sizes[i];
     if (!sized && n >= r->data_at && n < r->min_size) {
-        /* trimmed by BPF to its packet (drops.bpf.c): read as if zero-padded, as Python does */
-        memcpy(r->pad, rec, n);
-        memset(r->pad + n, 0, r->min_size - n);
-        rec = r->pad;
+        rec = padded(r, rec, n);
         n = r->min_size;
         sized = 1;
     }
@@ -972,9 +978,7 @@ static PyObject *Renderer_key(Renderer *r, PyObject *raw)
             PyErr_SetString(PyExc_ValueError, "record shorter than the layout");
             return NULL;
         }
-        memcpy(r->pad, rec, view.len);  /* trimmed: as render_one reads it */
-        memset(r->pad + view.len, 0, r->min_size - view.len);
-        rec = r->pad;
+        rec = padded(r, rec, view.len);  /* as render_one reads it */
     }
     Py_ssize_t n = make_key(r, rec);
     PyBuffer_Release(&view);
